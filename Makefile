@@ -1,0 +1,19 @@
+# pg_sync — PGXS build. Sources and SQL scripts live in extension/.
+MODULE_big = pg_sync
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
+MODULEDIR = extension
+DATA = extension/pg_sync.control $(sort $(wildcard extension/pg_sync--*.sql))
+PG_CONFIG ?= pg_config
+
+PG_CPPFLAGS = -Iextension -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+SHLIB_LINK = -ljansson
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=. --load-extension=pg_sync
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --load-extension=pg_sync
+
+EXTRA_CLEAN = results regression.diffs regression.out output_iso
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

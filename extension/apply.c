@@ -1,0 +1,588 @@
+/*
+ * apply.c — the write half of a push, per table: JSON values to column
+ * values, row locks, the exact conflict test against the client's token, the
+ * conflict policy, and set-based deletes, inserts and updates through plans
+ * prepared once per column set.
+ */
+#include "pg_sync.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "common/shortest_dec.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#define EPOCH_SHIFT_MS	INT64CONST(946684800000)
+
+static SPIPlanPtr conflict_plan = NULL;
+
+/* Calls a column's input function; errors name table, record and column. */
+static Datum
+call_input(SyncTable *t, SyncColumn *col, const char *id, const char *str)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		result = (Datum) 0;
+
+	PG_TRY();
+	{
+		result = InputFunctionCall(&col->infn, (char *) str, col->ioparam, col->typmod);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ed->sqlerrcode),
+				 errmsg("invalid value for column \"%s\" of table \"%s\" in record \"%s\": %s",
+						col->name, t->name, id, ed->message)));
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* Raises a type mismatch between a JSON value and a column. */
+static void
+mismatch(SyncTable *t, SyncColumn *col, const char *id, const char *expected, SyncValue *v)
+{
+	static const char *names[] = {"null", "a string", "a number", "a number", "a boolean",
+	"an object or array"};
+
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("invalid value for column \"%s\" of table \"%s\" in record \"%s\": expected %s, got %s",
+					col->name, t->name, id, expected, names[v->type])));
+}
+
+/* Text of a JSON number, shortest exact form. */
+static char *
+number_text(SyncValue *v)
+{
+	char	   *buf = palloc(32);
+
+	if (v->type == SV_INT)
+		snprintf(buf, 32, INT64_FORMAT, v->ival);
+	else
+		double_to_shortest_decimal_buf(v->rval, buf);
+	return buf;
+}
+
+/* Epoch milliseconds of a JSON number; errors when out of range. */
+static double
+millis(SyncTable *t, SyncColumn *col, const char *id, SyncValue *v)
+{
+	double		ms = v->type == SV_INT ? (double) v->ival : v->rval;
+
+	/* PostgreSQL's own range: 4713 BC to 294276 AD, about +/- 9.2e15 ms */
+	if (!(ms > -210866803200000.0 && ms < 9224318016000000.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("invalid value for column \"%s\" of table \"%s\" in record \"%s\": %s milliseconds is out of range",
+						col->name, t->name, id, number_text(v))));
+	return ms;
+}
+
+/*
+ * Converts a pushed JSON value to a value of the column's type, following
+ * the documented mapping.
+ */
+Datum
+sync_value_to_datum(SyncTable *t, SyncColumn *col, const char *id, SyncValue *v, bool *isnull)
+{
+	*isnull = false;
+	if (v->type == SV_NULL)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	switch (col->kind)
+	{
+		case SK_TEXT:
+			if (v->type != SV_STRING)
+				mismatch(t, col, id, "a string", v);
+			return call_input(t, col, id, v->str);
+		case SK_JSON:
+			if (v->type != SV_STRING && v->type != SV_COMPOUND)
+				mismatch(t, col, id, "a string holding a JSON document", v);
+			return call_input(t, col, id, v->str);
+		case SK_INT:
+		case SK_FLOAT:
+		case SK_NUMERIC:
+			if (v->type != SV_INT && v->type != SV_REAL)
+				mismatch(t, col, id, "a number", v);
+			return call_input(t, col, id, number_text(v));
+		case SK_BOOL:
+			if (v->type == SV_BOOL)
+				return BoolGetDatum(v->bval);
+			if (v->type == SV_INT && (v->ival == 0 || v->ival == 1))
+				return BoolGetDatum(v->ival == 1);
+			mismatch(t, col, id, "a boolean", v);
+			break;
+		case SK_TIMESTAMP:
+			if (v->type == SV_STRING)
+				return call_input(t, col, id, v->str);
+			if (v->type != SV_INT && v->type != SV_REAL)
+				mismatch(t, col, id, "a number of milliseconds", v);
+			{
+				double		ms = millis(t, col, id, v);
+				Timestamp	ts = (Timestamp) llround(ms * 1000.0) - EPOCH_SHIFT_MS * 1000;
+
+				if (!IS_VALID_TIMESTAMP(ts))
+					ereport(ERROR,
+							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+							 errmsg("invalid value for column \"%s\" of table \"%s\" in record \"%s\": %s milliseconds is out of range",
+									col->name, t->name, id, number_text(v))));
+				if (col->typid != col->basetypid)
+					return call_input(t, col, id,
+									  DatumGetCString(DirectFunctionCall1(col->basetypid == TIMESTAMPOID ? timestamp_out : timestamptz_out,
+																		  TimestampGetDatum(ts))));
+				return TimestampGetDatum(ts);
+			}
+		case SK_DATE:
+			if (v->type == SV_STRING)
+				return call_input(t, col, id, v->str);
+			if (v->type != SV_INT && v->type != SV_REAL)
+				mismatch(t, col, id, "a number of milliseconds", v);
+			{
+				double		ms = millis(t, col, id, v);
+				DateADT		d = (DateADT) (floor(ms / 86400000.0) - 10957);
+
+				if (!IS_VALID_DATE(d))
+					ereport(ERROR,
+							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+							 errmsg("invalid value for column \"%s\" of table \"%s\" in record \"%s\": %s milliseconds is out of range",
+									col->name, t->name, id, number_text(v))));
+				if (col->typid != col->basetypid)
+					return call_input(t, col, id,
+									  DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(d))));
+				return DateADTGetDatum(d);
+			}
+	}
+	return (Datum) 0;
+}
+
+/* The key value of a record id; errors name the table and id. */
+Datum
+sync_id_to_datum(SyncTable *t, const char *id)
+{
+	return call_input(t, &t->cols[t->key], id, id);
+}
+
+/* An array of key values, of the key column's array type. */
+Datum
+sync_ids_array(SyncTable *t, char **ids, int n)
+{
+	SyncColumn *k = &t->cols[t->key];
+	Datum	   *d = palloc(sizeof(Datum) * (n + 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		d[i] = sync_id_to_datum(t, ids[i]);
+	return PointerGetDatum(construct_array(d, n, k->typid, k->typlen, k->typbyval, k->typalign));
+}
+
+/* One record being applied. */
+typedef struct ApplyRec
+{
+	SyncRecord *rec;
+	char	   *id;				/* canonical id (the key's output text) */
+	bool		exists;
+	bool		drop;			/* dropped by the server_wins policy */
+	char	   *colset;
+} ApplyRec;
+
+/* Column index of a record field, or -1 when the table has no such column. */
+static int
+column_index(SyncTable *t, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < t->ncols; i++)
+		if (t->cols[i].writable && strcmp(t->cols[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* Prepares the insert and update plans for one set of columns. */
+static SyncWritePlan *
+write_plan(SyncTable *t, const char *colset)
+{
+	SyncWritePlan *wp;
+	StringInfoData cols,
+				unnest,
+				names,
+				sets;
+	Oid		   *types = palloc(sizeof(Oid) * t->ncols);
+	int			n = 0,
+				i,
+				keypos = 0;
+	bool		overriding = false;
+	MemoryContext old;
+
+	for (wp = t->write_plans; wp; wp = wp->next)
+		if (strcmp(wp->colset, colset) == 0)
+			return wp;
+
+	initStringInfo(&cols);
+	initStringInfo(&unnest);
+	initStringInfo(&names);
+	initStringInfo(&sets);
+	for (i = 0; i < t->ncols; i++)
+	{
+		SyncColumn *c = &t->cols[i];
+
+		if (colset[i] != '1')
+			continue;
+		if (!OidIsValid(c->arraytypid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("column \"%s\" of table \"%s\" has a type without an array type and cannot be pushed",
+							c->name, t->name)));
+		if (n > 0)
+		{
+			appendStringInfoString(&cols, ", ");
+			appendStringInfoString(&unnest, ", ");
+			appendStringInfoString(&names, ", ");
+		}
+		appendStringInfoString(&cols, quote_identifier(c->name));
+		appendStringInfo(&unnest, "pg_catalog.unnest($%d)", n + 1);
+		appendStringInfo(&names, "c%d", n + 1);
+		if (i == t->key)
+			keypos = n + 1;
+		else
+		{
+			if (sets.len > 0)
+				appendStringInfoString(&sets, ", ");
+			appendStringInfo(&sets, "%s = v.c%d", quote_identifier(c->name), n + 1);
+		}
+		if (c->identity_always)
+			overriding = true;
+		types[n++] = c->arraytypid;
+	}
+
+	old = MemoryContextSwitchTo(GetMemoryChunkContext(t));
+	wp = palloc0(sizeof(SyncWritePlan));
+	wp->colset = pstrdup(colset);
+	MemoryContextSwitchTo(old);
+	wp->insert_plan = sync_prepare(
+		psprintf("INSERT INTO %s AS t (%s)%s SELECT * FROM ROWS FROM (%s)"
+				 " ON CONFLICT (%s) DO NOTHING RETURNING %s::text",
+				 t->qualname, cols.data, overriding ? " OVERRIDING SYSTEM VALUE" : "",
+				 unnest.data, quote_identifier(t->cols[t->key].name),
+				 quote_identifier(t->cols[t->key].name)),
+		n, types);
+	if (sets.len > 0)
+		wp->update_plan = sync_prepare(
+			psprintf("UPDATE ONLY %s AS t SET %s FROM ROWS FROM (%s) AS v(%s)"
+					 " WHERE t.%s = v.c%d",
+					 t->qualname, sets.data, unnest.data, names.data,
+					 quote_identifier(t->cols[t->key].name), keypos),
+			n, types);
+	wp->next = t->write_plans;
+	t->write_plans = wp;
+	return wp;
+}
+
+/* Builds the column arrays of one column set for a list of records. */
+static void
+build_arrays(SyncTable *t, const char *colset, ApplyRec **recs, int nrecs, Datum *arrays)
+{
+	int			i,
+				r,
+				n = 0;
+	Datum	   *vals = palloc(sizeof(Datum) * (nrecs + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (nrecs + 1));
+	int			dims[1] = {nrecs};
+	int			lbs[1] = {1};
+
+	for (i = 0; i < t->ncols; i++)
+	{
+		SyncColumn *c = &t->cols[i];
+
+		if (colset[i] != '1')
+			continue;
+		for (r = 0; r < nrecs; r++)
+		{
+			SyncRecord *rec = recs[r]->rec;
+			int			f;
+
+			if (i == t->key)
+			{
+				vals[r] = sync_id_to_datum(t, recs[r]->id);
+				nulls[r] = false;
+				continue;
+			}
+			vals[r] = (Datum) 0;
+			nulls[r] = true;
+			for (f = rec->nfields - 1; f >= 0; f--)
+				if (strcmp(rec->fields[f].key, c->name) == 0)
+				{
+					vals[r] = sync_value_to_datum(t, c, recs[r]->id, &rec->fields[f].value, &nulls[r]);
+					break;
+				}
+		}
+		arrays[n++] = PointerGetDatum(construct_md_array(vals, nulls, 1, dims, lbs, c->typid,
+														 c->typlen, c->typbyval, c->typalign));
+	}
+}
+
+/* Raises the push conflict error for a record. */
+static void
+conflict_error(SyncTable *t, const char *id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_SYNC_CONFLICT),
+			 errmsg("push conflict: record \"%s\" of table \"%s\" changed on the server after the client's last pull",
+					id, t->name),
+			 errdetail("Nothing of this push was applied."),
+			 errhint("Pull, then push again.")));
+}
+
+/* qsort comparator for C strings */
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * Applies one table's entry of a push. Runs inside SPI as the caller; the
+ * change records are read as the extension owner.
+ */
+void
+sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_since_token,
+				 int64 *counts)
+{
+	int			nrec = tc->nrecords;
+	int			nall = tc->nrecords + tc->ndeleted;
+	ApplyRec   *recs;
+	char	  **delids;
+	char	  **allids;
+	bool	   *deldrop;
+	HTAB	   *seen,
+			   *existing,
+			   *conflicts;
+	Datum		arg[3];
+	char		argnulls[3];
+	int			i,
+				rc;
+	uint64		j;
+	Oid			save_user;
+	int			save_sec;
+	bool		check_all = tok->id == 0 || new_since_token;
+
+	if (nall == 0)
+		return;
+	if (t->pull_only)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("table \"%s\" is pull-only", t->name),
+				 errdetail("Nothing of this push was applied.")));
+
+	/* canonical ids, each at most once per push */
+	seen = sync_idset_create();
+	recs = palloc0(sizeof(ApplyRec) * (nrec + 1));
+	allids = palloc(sizeof(char *) * (nall + 1));
+	delids = palloc(sizeof(char *) * (tc->ndeleted + 1));
+	deldrop = palloc0(sizeof(bool) * (tc->ndeleted + 1));
+	for (i = 0; i < nall; i++)
+	{
+		const char *raw = i < nrec ? tc->records[i].id : tc->deleted[i - nrec];
+		SyncColumn *k = &t->cols[t->key];
+		char	   *id = OutputFunctionCall(&k->outfn, sync_id_to_datum(t, raw));
+
+		if (sync_idset_has(seen, id))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("record \"%s\" of table \"%s\" appears more than once in the push",
+							raw, t->name),
+					 errdetail("Nothing of this push was applied.")));
+		sync_idset_add(seen, id);
+		allids[i] = id;
+		if (i < nrec)
+		{
+			recs[i].rec = &tc->records[i];
+			recs[i].id = id;
+		}
+		else
+			delids[i - nrec] = id;
+	}
+
+	/* lock the rows that exist, in key order, waiting for their writers */
+	if (t->lock_plan == NULL)
+		t->lock_plan = sync_prepare(
+			psprintf("SELECT %s::text FROM ONLY %s WHERE %s = ANY($1) ORDER BY 1 FOR UPDATE",
+					 quote_identifier(t->cols[t->key].name), t->qualname,
+					 quote_identifier(t->cols[t->key].name)),
+			1, &t->cols[t->key].arraytypid);
+	arg[0] = sync_ids_array(t, allids, nall);
+	rc = SPI_execute_plan(t->lock_plan, arg, NULL, false, 0);
+	sync_check_spi(rc, SPI_OK_SELECT, "locking rows");
+	existing = sync_idset_create();
+	for (j = 0; j < SPI_processed; j++)
+		sync_idset_add(existing, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1));
+
+	/* conflicts: rows changed after the token, read with a fresh snapshot */
+	conflicts = sync_idset_create();
+	if (conflict_plan == NULL)
+	{
+		Oid			types[3] = {INT4OID, TEXTARRAYOID, PG_SNAPSHOTOID};
+
+		conflict_plan = sync_prepare(
+			"SELECT DISTINCT id FROM _pg_sync.row_meta"
+			" WHERE table_id = $1 AND id = ANY($2)"
+			"   AND ($3 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(xid, $3))", 3, types);
+	}
+	{
+		Datum	   *td = palloc(sizeof(Datum) * (nall + 1));
+
+		for (i = 0; i < nall; i++)
+			td[i] = CStringGetTextDatum(allids[i]);
+		arg[0] = Int32GetDatum(t->table_id);
+		arg[1] = PointerGetDatum(construct_array(td, nall, TEXTOID, -1, false, TYPALIGN_INT));
+		arg[2] = tok->id != 0 ? tok->snap : (Datum) 0;
+		argnulls[0] = argnulls[1] = ' ';
+		argnulls[2] = tok->id != 0 ? ' ' : 'n';
+	}
+	sync_as_owner(&save_user, &save_sec);
+	rc = SPI_execute_plan(conflict_plan, arg, argnulls, false, 0);
+	sync_restore_user(save_user, save_sec);
+	sync_check_spi(rc, SPI_OK_SELECT, "checking conflicts");
+	for (j = 0; j < SPI_processed; j++)
+		sync_idset_add(conflicts, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1));
+	if (check_all)
+		for (i = 0; i < nall; i++)
+			if (sync_idset_has(existing, allids[i]))
+				sync_idset_add(conflicts, allids[i]);
+
+	if (hash_get_num_entries(conflicts) > 0)
+	{
+		if (t->policy == SP_ABORT)
+		{
+			/* name the smallest conflicting id, so the error is stable */
+			char	  **sorted = palloc(sizeof(char *) * nall);
+			int			nc = 0;
+
+			for (i = 0; i < nall; i++)
+				if (sync_idset_has(conflicts, allids[i]))
+					sorted[nc++] = allids[i];
+			qsort(sorted, nc, sizeof(char *), cmp_str);
+			conflict_error(t, sorted[0]);
+		}
+		if (t->policy == SP_SERVER_WINS)
+		{
+			for (i = 0; i < nrec; i++)
+				recs[i].drop = sync_idset_has(conflicts, recs[i].id);
+			for (i = 0; i < tc->ndeleted; i++)
+				deldrop[i] = sync_idset_has(conflicts, delids[i]);
+		}
+	}
+
+	/* deletes; a missing row is already what the client wants */
+	{
+		int			nd = 0;
+
+		for (i = 0; i < tc->ndeleted; i++)
+			if (!deldrop[i])
+				delids[nd++] = delids[i];
+		if (nd > 0)
+		{
+			if (t->delete_plan == NULL)
+				t->delete_plan = sync_prepare(
+					psprintf("DELETE FROM ONLY %s WHERE %s = ANY($1)", t->qualname,
+							 quote_identifier(t->cols[t->key].name)),
+					1, &t->cols[t->key].arraytypid);
+			arg[0] = sync_ids_array(t, delids, nd);
+			rc = SPI_execute_plan(t->delete_plan, arg, NULL, false, 0);
+			sync_check_spi(rc, SPI_OK_DELETE, "deleting rows");
+			counts[2] += SPI_processed;
+		}
+	}
+
+	/* column set of every record */
+	for (i = 0; i < nrec; i++)
+	{
+		char	   *cs = palloc(t->ncols + 1);
+		int			f;
+
+		memset(cs, '0', t->ncols);
+		cs[t->ncols] = '\0';
+		cs[t->key] = '1';
+		for (f = 0; f < recs[i].rec->nfields; f++)
+		{
+			int			c = column_index(t, recs[i].rec->fields[f].key);
+
+			if (c >= 0)
+				cs[c] = '1';
+		}
+		recs[i].colset = cs;
+		recs[i].exists = sync_idset_has(existing, recs[i].id);
+	}
+
+	/* inserts, then updates, one statement per column set */
+	for (int pass = 0; pass < 2; pass++)
+	{
+		bool	   *done = palloc0(sizeof(bool) * (nrec + 1));
+
+		for (i = 0; i < nrec; i++)
+		{
+			ApplyRec  **group;
+			int			ng = 0,
+						g;
+			SyncWritePlan *wp;
+			Datum	   *arrays;
+
+			if (done[i] || recs[i].drop || recs[i].exists != (pass == 1))
+				continue;
+			group = palloc(sizeof(ApplyRec *) * nrec);
+			for (g = i; g < nrec; g++)
+				if (!done[g] && !recs[g].drop && recs[g].exists == (pass == 1) &&
+					strcmp(recs[g].colset, recs[i].colset) == 0)
+				{
+					group[ng++] = &recs[g];
+					done[g] = true;
+				}
+			wp = write_plan(t, recs[i].colset);
+			arrays = palloc(sizeof(Datum) * t->ncols);
+			build_arrays(t, recs[i].colset, group, ng, arrays);
+			if (pass == 0)
+			{
+				HTAB	   *inserted = sync_idset_create();
+
+				rc = SPI_execute_plan(wp->insert_plan, arrays, NULL, false, 0);
+				sync_check_spi(rc, SPI_OK_INSERT_RETURNING, "inserting rows");
+				counts[0] += SPI_processed;
+				for (j = 0; j < SPI_processed; j++)
+					sync_idset_add(inserted, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1));
+				/* created by someone else since the lock: a conflict */
+				for (g = 0; g < ng; g++)
+					if (!sync_idset_has(inserted, group[g]->id))
+					{
+						if (t->policy == SP_ABORT)
+							conflict_error(t, group[g]->id);
+						if (t->policy == SP_CLIENT_WINS)
+							group[g]->exists = true;	/* updated in the next pass */
+					}
+			}
+			else if (wp->update_plan)
+			{
+				rc = SPI_execute_plan(wp->update_plan, arrays, NULL, false, 0);
+				sync_check_spi(rc, SPI_OK_UPDATE, "updating rows");
+				counts[1] += SPI_processed;
+			}
+			else
+				counts[1] += ng;
+		}
+	}
+}

@@ -1,0 +1,315 @@
+/*
+ * encode.c — rows to WatermelonDB JSON. Query results stream through a
+ * DestReceiver straight into one StringInfo: no tuple is materialized and
+ * every value is written by type (numbers, booleans and dates natively,
+ * everything else through its output function, escaped as a JSON string).
+ */
+#include "pg_sync.h"
+
+#include <math.h>
+
+#include "common/shortest_dec.h"
+#include "executor/tuptable.h"
+#include "nodes/params.h"
+#include "tcop/dest.h"
+#include "common/hashfn.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+/* milliseconds between 1970-01-01 and 2000-01-01 */
+#define EPOCH_SHIFT_MS	INT64CONST(946684800000)
+
+/* Appends str as a JSON string. */
+void
+sync_encode_string(StringInfo buf, const char *str)
+{
+	escape_json(buf, str);
+}
+
+/* Floor division of a by b (b > 0). */
+static inline int64
+floor_div(int64 a, int64 b)
+{
+	int64		q = a / b;
+
+	return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+/* Appends one column value in the documented JSON mapping. */
+void
+sync_encode_value(StringInfo buf, SyncColumn *col, Datum value, bool isnull)
+{
+	char		tmp[64];
+	char	   *s;
+
+	if (isnull)
+	{
+		appendBinaryStringInfo(buf, "null", 4);
+		return;
+	}
+	switch (col->kind)
+	{
+		case SK_INT:
+			if (col->basetypid == INT8OID)
+				pg_lltoa(DatumGetInt64(value), tmp);
+			else if (col->basetypid == INT4OID)
+				pg_ltoa(DatumGetInt32(value), tmp);
+			else
+				pg_ltoa((int32) DatumGetInt16(value), tmp);
+			appendStringInfoString(buf, tmp);
+			break;
+		case SK_FLOAT:
+			{
+				double		d = col->basetypid == FLOAT8OID ? DatumGetFloat8(value)
+					: (double) DatumGetFloat4(value);
+
+				if (isnan(d) || isinf(d))
+					appendBinaryStringInfo(buf, "null", 4);
+				else if (col->basetypid == FLOAT8OID)
+				{
+					int			n = double_to_shortest_decimal_buf(d, tmp);
+
+					appendBinaryStringInfo(buf, tmp, n);
+				}
+				else
+				{
+					int			n = float_to_shortest_decimal_buf(DatumGetFloat4(value), tmp);
+
+					appendBinaryStringInfo(buf, tmp, n);
+				}
+			}
+			break;
+		case SK_NUMERIC:
+			s = OutputFunctionCall(&col->outfn, value);
+			if (s[0] == 'N' || s[0] == 'I' || (s[0] == '-' && s[1] == 'I'))
+				appendBinaryStringInfo(buf, "null", 4);
+			else
+				appendStringInfoString(buf, s);
+			break;
+		case SK_BOOL:
+			if (DatumGetBool(value))
+				appendBinaryStringInfo(buf, "true", 4);
+			else
+				appendBinaryStringInfo(buf, "false", 5);
+			break;
+		case SK_TIMESTAMP:
+			{
+				Timestamp	ts = DatumGetTimestamp(value);
+
+				if (TIMESTAMP_NOT_FINITE(ts))
+					appendBinaryStringInfo(buf, "null", 4);
+				else
+				{
+					pg_lltoa(floor_div(ts, 1000) + EPOCH_SHIFT_MS, tmp);
+					appendStringInfoString(buf, tmp);
+				}
+			}
+			break;
+		case SK_DATE:
+			{
+				DateADT		d = DatumGetDateADT(value);
+
+				if (DATE_NOT_FINITE(d))
+					appendBinaryStringInfo(buf, "null", 4);
+				else
+				{
+					pg_lltoa((int64) d * INT64CONST(86400000) + EPOCH_SHIFT_MS, tmp);
+					appendStringInfoString(buf, tmp);
+				}
+			}
+			break;
+		case SK_JSON:
+		case SK_TEXT:
+			if (col->basetypid == TEXTOID || col->basetypid == VARCHAROID)
+				s = text_to_cstring(DatumGetTextPP(value));
+			else
+				s = OutputFunctionCall(&col->outfn, value);
+			escape_json(buf, s);
+			break;
+	}
+}
+
+/* --- sets of record ids (strings of any length) --- */
+
+static uint32
+idset_hash(const void *key, Size keysize)
+{
+	const char *s = *(const char *const *) key;
+
+	return hash_bytes((const unsigned char *) s, strlen(s));
+}
+
+static int
+idset_match(const void *a, const void *b, Size keysize)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* Creates an empty id set in the current memory context. */
+HTAB *
+sync_idset_create(void)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(char *);
+	ctl.hash = idset_hash;
+	ctl.match = idset_match;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create("pg_sync ids", 256, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* Adds a copy of id to the set. */
+void
+sync_idset_add(HTAB *set, const char *id)
+{
+	bool		found;
+	char	  **e = hash_search(set, &id, HASH_ENTER, &found);
+
+	if (!found)
+		*e = MemoryContextStrdup(GetMemoryChunkContext(set), id);
+}
+
+/* Whether id is in the set. */
+bool
+sync_idset_has(HTAB *set, const char *id)
+{
+	return hash_search(set, &id, HASH_FIND, NULL) != NULL;
+}
+
+/* A receiver that writes each row as a WatermelonDB raw record. */
+typedef struct SyncReceiver
+{
+	DestReceiver pub;
+	SyncTable  *table;
+	SyncPullSink *sink;
+	MemoryContext rowcxt;
+} SyncReceiver;
+
+/* Writes one result row: key first as "id", then the synced columns. */
+static bool
+receive_row(TupleTableSlot *slot, DestReceiver *self)
+{
+	SyncReceiver *r = (SyncReceiver *) self;
+	SyncTable  *t = r->table;
+	SyncPullSink *sink = r->sink;
+	StringInfo	buf = sink->updated;
+	MemoryContext old;
+	char	   *id;
+	int			i,
+				n;
+
+	slot_getallattrs(slot);
+	old = MemoryContextSwitchTo(r->rowcxt);
+	/* the query returns the synced columns in descriptor order */
+	n = 0;
+	id = NULL;
+	for (i = 0; i < t->ncols; i++)
+	{
+		if (!t->cols[i].synced)
+			continue;
+		if (i == t->key)
+			id = OutputFunctionCall(&t->cols[i].outfn, slot->tts_values[n]);
+		n++;
+	}
+	if (sink->skip && sync_idset_has(sink->skip, id))
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(r->rowcxt);
+		return true;
+	}
+	if (sink->seen)
+		sync_idset_add(sink->seen, id);
+
+	if (sink->nupdated++ > 0)
+		appendStringInfoChar(buf, ',');
+	appendBinaryStringInfo(buf, "{\"id\":", 6);
+	escape_json(buf, id);
+	n = 0;
+	for (i = 0; i < t->ncols; i++)
+	{
+		SyncColumn *c = &t->cols[i];
+
+		if (!c->synced)
+			continue;
+		if (i != t->key)
+		{
+			appendStringInfoChar(buf, ',');
+			appendStringInfoString(buf, c->json_key);
+			sync_encode_value(buf, c, slot->tts_values[n], slot->tts_isnull[n]);
+		}
+		n++;
+	}
+	appendStringInfoChar(buf, '}');
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(r->rowcxt);
+	return true;
+}
+
+static void
+receive_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+receive_shutdown(DestReceiver *self)
+{
+}
+
+static void
+receive_destroy(DestReceiver *self)
+{
+}
+
+/*
+ * Runs a prepared row query of table t (read-only, in the caller's snapshot)
+ * and appends every row it returns to sink->updated.
+ */
+void
+sync_encode_query(SyncTable *t, SPIPlanPtr plan, Datum *values, const char *nulls,
+				  SyncPullSink *sink)
+{
+	SyncReceiver r;
+	SPIExecuteOptions opts;
+	int			nargs = SPI_getargcount(plan);
+	ParamListInfo params = NULL;
+	int			rc;
+	int			i;
+
+	memset(&r, 0, sizeof(r));
+	r.pub.receiveSlot = receive_row;
+	r.pub.rStartup = receive_startup;
+	r.pub.rShutdown = receive_shutdown;
+	r.pub.rDestroy = receive_destroy;
+	r.pub.mydest = DestNone;
+	r.table = t;
+	r.sink = sink;
+	r.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "pg_sync row", ALLOCSET_SMALL_SIZES);
+
+	if (nargs > 0)
+	{
+		params = makeParamList(nargs);
+		for (i = 0; i < nargs; i++)
+		{
+			params->params[i].value = values[i];
+			params->params[i].isnull = nulls && nulls[i] == 'n';
+			params->params[i].pflags = PARAM_FLAG_CONST;
+			params->params[i].ptype = SPI_getargtypeid(plan, i);
+		}
+	}
+	memset(&opts, 0, sizeof(opts));
+	opts.params = params;
+	opts.read_only = true;
+	opts.dest = (DestReceiver *) &r;
+	rc = SPI_execute_plan_extended(plan, &opts);
+	/* SPI reports a SELECT into a receiver of its own as a utility command */
+	if (rc != SPI_OK_SELECT)
+		sync_check_spi(rc, SPI_OK_UTILITY, "reading rows");
+	MemoryContextDelete(r.rowcxt);
+}

@@ -1,0 +1,119 @@
+/*
+ * module.c — loading the library: settings, the JSON allocator, and the
+ * helpers every other file uses to reach the extension's own schema.
+ */
+#include "pg_sync.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+PG_MODULE_MAGIC;
+
+int			sync_checkpoint_interval_ms = 100;
+int			sync_max_records = 50000;
+char	   *sync_user_claim = NULL;
+
+void		_PG_init(void);
+
+/* Defines the settings and prepares the JSON library and caches. */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("pg_sync.checkpoint_interval",
+							"Minimum age of the newest checkpoint before a pull records a new one.",
+							"A pull reuses a younger checkpoint (and defers rows written after it) "
+							"instead of writing a new one; 0 records one whenever anything committed.",
+							&sync_checkpoint_interval_ms,
+							100, 0, 3600 * 1000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_sync.max_push_records",
+							"Largest number of records one sync_push may carry.",
+							NULL,
+							&sync_max_records,
+							50000, 1, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("pg_sync.user_claim",
+							   "JWT claim (in request.jwt.claims) that holds the user id.",
+							   NULL,
+							   &sync_user_claim,
+							   "sub",
+							   PGC_SUSET, 0,
+							   NULL, NULL, NULL);
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("pg_sync");
+#else
+	EmitWarningsOnPlaceholders("pg_sync");
+#endif
+
+	sync_decode_init();
+	sync_registry_init();
+}
+
+/* Oid of the role that owns the extension's internal schema. */
+static Oid
+sync_owner(void)
+{
+	Oid			nsp = get_namespace_oid("_pg_sync", true);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_sync is not installed in this database"),
+				 errhint("Run CREATE EXTENSION pg_sync.")));
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Switches to the extension owner for reading or writing internal state.
+ * Transaction abort restores the caller's identity if an error intervenes.
+ */
+void
+sync_as_owner(Oid *save_user, int *save_sec)
+{
+	GetUserIdAndSecContext(save_user, save_sec);
+	SetUserIdAndSecContext(sync_owner(),
+						   *save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+}
+
+/* Returns to the identity saved by sync_as_owner. */
+void
+sync_restore_user(Oid save_user, int save_sec)
+{
+	SetUserIdAndSecContext(save_user, save_sec);
+}
+
+/* Prepares a statement and keeps the plan for the life of the backend. */
+SPIPlanPtr
+sync_prepare(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "pg_sync: could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "pg_sync: could not keep plan");
+	return plan;
+}
+
+/* Raises an internal error when an SPI call did not return what it should. */
+void
+sync_check_spi(int rc, int expected, const char *what)
+{
+	if (rc != expected)
+		elog(ERROR, "pg_sync: %s failed: %s", what, SPI_result_code_string(rc));
+}

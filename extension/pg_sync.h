@@ -1,0 +1,221 @@
+/*
+ * pg_sync.h — shared types and entry points of the pg_sync extension.
+ *
+ * A registered table is described by a SyncTable (registry.c); tokens are
+ * checkpoint ids resolved by token.c; pull.c and push.c orchestrate; encode.c
+ * writes JSON, decode.c (the only file that sees jansson) reads it.
+ */
+#ifndef PG_SYNC_H
+#define PG_SYNC_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+
+/* SQLSTATEs of our own (class SY) */
+#define ERRCODE_SYNC_CONFLICT		MAKE_SQLSTATE('S','Y','0','0','1')
+#define ERRCODE_SYNC_TOKEN_EXPIRED	MAKE_SQLSTATE('S','Y','0','0','2')
+#define ERRCODE_SYNC_TOKEN_UNKNOWN	MAKE_SQLSTATE('S','Y','0','0','3')
+
+/* largest token a JavaScript client can hold exactly */
+#define SYNC_MAX_TOKEN	((int64) 9007199254740991)	/* 2^53 - 1 */
+
+/* longest record id accepted, in bytes */
+#define SYNC_MAX_ID_LEN	255
+
+/* How a column's values travel as JSON. */
+typedef enum SyncKind
+{
+	SK_TEXT,					/* JSON string, through the type's I/O functions */
+	SK_INT,						/* int2/int4/int8: JSON number */
+	SK_FLOAT,					/* float4/float8: JSON number, NaN/Infinity -> null */
+	SK_NUMERIC,					/* numeric: JSON number, NaN/Infinity -> null */
+	SK_BOOL,					/* JSON boolean */
+	SK_TIMESTAMP,				/* timestamp/timestamptz: epoch milliseconds */
+	SK_DATE,					/* date: epoch milliseconds of midnight UTC */
+	SK_JSON						/* json/jsonb: a JSON string holding the document */
+} SyncKind;
+
+typedef struct SyncColumn
+{
+	char	   *name;
+	char	   *json_key;		/* "name": already escaped, with colon */
+	AttrNumber	attnum;
+	Oid			typid;			/* the column's declared type */
+	Oid			basetypid;		/* domain base type */
+	int32		typmod;
+	SyncKind	kind;
+	Oid			arraytypid;		/* array of typid, for set-based writes */
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	FmgrInfo	outfn;
+	FmgrInfo	infn;
+	Oid			ioparam;
+	bool		synced;			/* travels to/from clients (not _status etc.) */
+	bool		writable;		/* may be written by push (not generated) */
+	bool		identity_always;	/* GENERATED ALWAYS AS IDENTITY */
+} SyncColumn;
+
+/* Conflict policies */
+typedef enum SyncPolicy
+{
+	SP_ABORT,					/* the whole push fails */
+	SP_CLIENT_WINS,				/* the pushed record is applied anyway */
+	SP_SERVER_WINS				/* the pushed record is dropped */
+} SyncPolicy;
+
+/* A cached plan for writing one set of columns. */
+typedef struct SyncWritePlan
+{
+	struct SyncWritePlan *next;
+	char	   *colset;			/* '1'/'0' per column */
+	SPIPlanPtr	insert_plan;
+	SPIPlanPtr	update_plan;	/* NULL when only the key is present */
+} SyncWritePlan;
+
+/* Per-backend descriptor of one registered table (registry.c). */
+typedef struct SyncTable
+{
+	Oid			relid;
+	int32		table_id;
+	char	   *name;			/* key in the changes document */
+	char	   *qualname;		/* quoted schema.table */
+	SyncPolicy	policy;
+	bool		pull_only;
+	int			ncols;
+	SyncColumn *cols;
+	int			key;			/* index into cols */
+	int			owner;			/* index into cols, or -1 */
+	bool		valid;
+	/* plans, prepared on first use and kept */
+	SPIPlanPtr	full_plan;		/* all rows */
+	SPIPlanPtr	full_owner_plan;	/* rows of one owner */
+	SPIPlanPtr	byid_plan;		/* rows whose key is in an array */
+	SPIPlanPtr	lock_plan;		/* lock rows whose key is in an array */
+	SPIPlanPtr	delete_plan;	/* delete rows whose key is in an array */
+	SyncWritePlan *write_plans;
+} SyncTable;
+
+/* One registered table as seen by the current call. */
+typedef struct SyncTableRef
+{
+	SyncTable  *desc;
+	bool		new_since_token;	/* registered after the caller's token */
+} SyncTableRef;
+
+/* A resolved token: the checkpoint and its snapshot. */
+typedef struct SyncToken
+{
+	int64		id;				/* 0: nothing seen yet */
+	Datum		snap;			/* pg_snapshot, when id != 0 */
+	char	   *snap_text;
+} SyncToken;
+
+/* --- decoded push documents (decode.c) --- */
+typedef enum SyncValueType
+{
+	SV_NULL,
+	SV_STRING,
+	SV_INT,
+	SV_REAL,
+	SV_BOOL,
+	SV_COMPOUND				/* object or array; text holds it serialized */
+} SyncValueType;
+
+typedef struct SyncValue
+{
+	SyncValueType type;
+	char	   *str;			/* SV_STRING / SV_COMPOUND */
+	size_t		len;
+	int64		ival;
+	double		rval;
+	bool		bval;
+} SyncValue;
+
+typedef struct SyncField
+{
+	char	   *key;
+	SyncValue	value;
+} SyncField;
+
+typedef struct SyncRecord
+{
+	char	   *id;
+	int			nfields;
+	SyncField  *fields;
+} SyncRecord;
+
+typedef struct SyncTableChanges
+{
+	char	   *name;
+	int			nrecords;		/* created followed by updated */
+	int			ncreated;
+	SyncRecord *records;
+	int			ndeleted;
+	char	  **deleted;
+} SyncTableChanges;
+
+typedef struct SyncChanges
+{
+	int			ntables;
+	SyncTableChanges *tables;
+} SyncChanges;
+
+/* module.c */
+extern int	sync_checkpoint_interval_ms;
+extern int	sync_max_records;
+extern char *sync_user_claim;
+extern void sync_as_owner(Oid *save_user, int *save_sec);
+extern void sync_restore_user(Oid save_user, int save_sec);
+extern SPIPlanPtr sync_prepare(const char *sql, int nargs, Oid *argtypes);
+extern void sync_check_spi(int rc, int expected, const char *what);
+
+/* registry.c */
+extern List *sync_registry_load(SyncToken *prev);
+extern SyncTable *sync_registry_lookup(Oid relid, bool missing_ok);
+extern void sync_registry_init(void);
+
+/* token.c */
+extern void sync_token_resolve(int64 token, SyncToken *out);
+extern char *sync_token_current_snapshot(Datum *snap);
+extern void sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text,
+							  SyncToken *out, bool *exact, bool *must_insert);
+extern void sync_token_record(SyncToken *tok);
+extern void sync_refuse_writing_xact(const char *fn);
+
+/* auth.c */
+extern char *sync_current_user_id(void);
+extern char *sync_require_user_id(const char *table);
+
+/* encode.c */
+extern void sync_encode_value(StringInfo buf, SyncColumn *col, Datum value, bool isnull);
+extern void sync_encode_string(StringInfo buf, const char *str);
+typedef struct SyncPullSink
+{
+	StringInfo	updated;
+	int			nupdated;
+	struct HTAB *skip;			/* ids to leave out, or NULL */
+	struct HTAB *seen;			/* ids written, or NULL */
+} SyncPullSink;
+extern struct HTAB *sync_idset_create(void);
+extern void sync_idset_add(struct HTAB *set, const char *id);
+extern bool sync_idset_has(struct HTAB *set, const char *id);
+extern void sync_encode_query(SyncTable *t, SPIPlanPtr plan, Datum *values,
+							  const char *nulls, SyncPullSink *sink);
+
+/* decode.c */
+extern void sync_decode_init(void);
+extern SyncChanges *sync_decode_changes(const char *json, size_t len);
+
+/* apply.c */
+extern Datum sync_value_to_datum(SyncTable *t, SyncColumn *col, const char *id,
+								 SyncValue *v, bool *isnull);
+extern Datum sync_id_to_datum(SyncTable *t, const char *id);
+extern Datum sync_ids_array(SyncTable *t, char **ids, int n);
+extern void sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok,
+							 bool new_since_token, int64 *counts);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * push.c — sync_push: applies a WatermelonDB changes document in one
+ * transaction. Decode and check the whole document first, then per table in
+ * registration order: lock, test for conflicts against the client's token,
+ * apply. Any error leaves nothing applied.
+ */
+#include "pg_sync.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+PG_FUNCTION_INFO_V1(sync_push);
+
+/* Finds the registered table a client name refers to. */
+static SyncTableRef *
+find_table(List *tables, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, tables)
+	{
+		SyncTableRef *ref = lfirst(lc);
+
+		if (strcmp(ref->desc->name, name) == 0)
+			return ref;
+	}
+	return NULL;
+}
+
+/* SQL: sync_push(changes, last_pulled_at) */
+Datum
+sync_push(PG_FUNCTION_ARGS)
+{
+	text	   *doc;
+	int64		token;
+	MemoryContext callcxt,
+				oldcxt;
+	SyncChanges *changes;
+	SyncToken	tok;
+	List	   *tables;
+	ListCell   *lc;
+	Oid			save_user;
+	int			save_sec;
+	int64		counts[3] = {0, 0, 0};
+	int			i;
+	char	   *result;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("changes must not be null")));
+	doc = PG_GETARG_TEXT_PP(0);
+	token = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
+
+	callcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_push", ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(callcxt);
+	changes = sync_decode_changes(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc));
+
+	SPI_connect();
+	sync_as_owner(&save_user, &save_sec);
+	sync_token_resolve(token, &tok);
+	tables = sync_registry_load(&tok);
+	sync_restore_user(save_user, save_sec);
+
+	/* every named table must be registered, unless its entry is empty */
+	for (i = 0; i < changes->ntables; i++)
+	{
+		SyncTableChanges *tc = &changes->tables[i];
+
+		if (find_table(tables, tc->name) == NULL && tc->nrecords + tc->ndeleted > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("table \"%s\" is not synced", tc->name),
+					 errdetail("Nothing of this push was applied.")));
+	}
+	if (token == 0)
+		for (i = 0; i < changes->ntables; i++)
+			if (changes->tables[i].ndeleted > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("a push without last_pulled_at cannot delete records"),
+						 errdetail("Table \"%s\" lists deleted records the client never pulled.",
+								   changes->tables[i].name)));
+
+	/* apply in registration order: concurrent pushes lock in the same order */
+	foreach(lc, tables)
+	{
+		SyncTableRef *ref = lfirst(lc);
+
+		for (i = 0; i < changes->ntables; i++)
+			if (strcmp(changes->tables[i].name, ref->desc->name) == 0)
+			{
+				if (ref->desc->owner >= 0 &&
+					changes->tables[i].nrecords + changes->tables[i].ndeleted > 0)
+					sync_require_user_id(ref->desc->name);
+				sync_apply_table(ref->desc, &changes->tables[i], &tok, ref->new_since_token, counts);
+			}
+	}
+	SPI_finish();
+
+	MemoryContextSwitchTo(oldcxt);
+	result = psprintf("{\"created\":" INT64_FORMAT ",\"updated\":" INT64_FORMAT
+					  ",\"deleted\":" INT64_FORMAT "}", counts[0], counts[1], counts[2]);
+	MemoryContextDelete(callcxt);
+	PG_RETURN_TEXT_P(cstring_to_text(result));
+}

@@ -1,0 +1,379 @@
+/*
+ * registry.c — what is registered, as the current call sees it, and a
+ * per-backend cache of table descriptors (columns, key, owner, I/O functions,
+ * prepared plans). A relcache invalidation of a table (ALTER TABLE, register,
+ * unregister) marks its descriptor stale; stale descriptors are rebuilt on
+ * next use and the old ones freed when the transaction ends, never while a
+ * plan of theirs may still be running.
+ */
+#include "pg_sync.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+typedef struct RegistryEntry
+{
+	Oid			relid;			/* hash key */
+	SyncTable  *desc;
+} RegistryEntry;
+
+static HTAB *registry = NULL;
+static List *retired = NIL;		/* descriptors to free at transaction end */
+static MemoryContext registry_cxt = NULL;
+static SPIPlanPtr load_plan = NULL;
+static SPIPlanPtr lookup_plan = NULL;
+
+PG_FUNCTION_INFO_V1(sync_invalidate);
+
+/* Frees a descriptor and its plans. */
+static void
+free_desc(SyncTable *t)
+{
+	SyncWritePlan *wp;
+
+	if (t->full_plan)
+		SPI_freeplan(t->full_plan);
+	if (t->full_owner_plan)
+		SPI_freeplan(t->full_owner_plan);
+	if (t->byid_plan)
+		SPI_freeplan(t->byid_plan);
+	if (t->lock_plan)
+		SPI_freeplan(t->lock_plan);
+	if (t->delete_plan)
+		SPI_freeplan(t->delete_plan);
+	for (wp = t->write_plans; wp; wp = wp->next)
+	{
+		if (wp->insert_plan)
+			SPI_freeplan(wp->insert_plan);
+		if (wp->update_plan)
+			SPI_freeplan(wp->update_plan);
+	}
+	MemoryContextDelete(GetMemoryChunkContext(t));
+}
+
+/* Relcache callback: marks the descriptor of relid (or all) stale. */
+static void
+registry_inval(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS st;
+	RegistryEntry *e;
+
+	if (registry == NULL)
+		return;
+	if (OidIsValid(relid))
+	{
+		e = hash_search(registry, &relid, HASH_FIND, NULL);
+		if (e && e->desc)
+			e->desc->valid = false;
+		return;
+	}
+	hash_seq_init(&st, registry);
+	while ((e = hash_seq_search(&st)) != NULL)
+		if (e->desc)
+			e->desc->valid = false;
+}
+
+/* Transaction end: frees descriptors replaced during the transaction. */
+static void
+registry_xact(XactEvent event, void *arg)
+{
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	while (retired != NIL)
+	{
+		SyncTable  *t = linitial(retired);
+
+		retired = list_delete_first(retired);
+		free_desc(t);
+	}
+}
+
+/* Sets up the cache; called once from _PG_init. */
+void
+sync_registry_init(void)
+{
+	HASHCTL		ctl;
+
+	registry_cxt = AllocSetContextCreate(CacheMemoryContext, "pg_sync registry",
+										 ALLOCSET_SMALL_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(RegistryEntry);
+	ctl.hcxt = registry_cxt;
+	registry = hash_create("pg_sync registry", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	CacheRegisterRelcacheCallback(registry_inval, (Datum) 0);
+	RegisterXactCallback(registry_xact, NULL);
+}
+
+/* Chooses how values of a type travel as JSON. */
+static SyncKind
+kind_of(Oid basetyp)
+{
+	switch (basetyp)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			return SK_INT;
+		case FLOAT4OID:
+		case FLOAT8OID:
+			return SK_FLOAT;
+		case NUMERICOID:
+			return SK_NUMERIC;
+		case BOOLOID:
+			return SK_BOOL;
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			return SK_TIMESTAMP;
+		case DATEOID:
+			return SK_DATE;
+		case JSONOID:
+		case JSONBOID:
+			return SK_JSON;
+		default:
+			return SK_TEXT;
+	}
+}
+
+/* Builds a descriptor from the catalog and the registration row. */
+static SyncTable *
+build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
+		   const char *ownercol, const char *policy, bool pull_only)
+{
+	MemoryContext cxt,
+				old;
+	SyncTable  *t;
+	Relation	rel;
+	TupleDesc	td;
+	int			i;
+	StringInfoData buf;
+
+	cxt = AllocSetContextCreate(registry_cxt, "pg_sync table", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	t = palloc0(sizeof(SyncTable));
+	t->relid = relid;
+	t->table_id = table_id;
+	t->name = pstrdup(name);
+	if (strcmp(policy, "client_wins") == 0)
+		t->policy = SP_CLIENT_WINS;
+	else if (strcmp(policy, "server_wins") == 0)
+		t->policy = SP_SERVER_WINS;
+	else
+		t->policy = SP_ABORT;
+	t->pull_only = pull_only;
+	t->key = -1;
+	t->owner = -1;
+
+	rel = relation_open(relid, AccessShareLock);
+	td = RelationGetDescr(rel);
+	t->qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+											 RelationGetRelationName(rel));
+	t->cols = palloc0(sizeof(SyncColumn) * td->natts);
+	for (i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(td, i);
+		SyncColumn *c;
+		Oid			outfn,
+					infn;
+		bool		isvarlena;
+
+		if (a->attisdropped)
+			continue;
+		c = &t->cols[t->ncols];
+		c->name = pstrdup(NameStr(a->attname));
+		c->attnum = a->attnum;
+		c->typid = a->atttypid;
+		c->typmod = a->atttypmod;
+		c->basetypid = getBaseType(a->atttypid);
+		c->kind = kind_of(c->basetypid);
+		c->arraytypid = get_array_type(a->atttypid);
+		get_typlenbyvalalign(a->atttypid, &c->typlen, &c->typbyval, &c->typalign);
+		getTypeOutputInfo(a->atttypid, &outfn, &isvarlena);
+		fmgr_info_cxt(outfn, &c->outfn, cxt);
+		getTypeInputInfo(a->atttypid, &infn, &c->ioparam);
+		fmgr_info_cxt(infn, &c->infn, cxt);
+		c->synced = strcmp(c->name, "_status") != 0 && strcmp(c->name, "_changed") != 0;
+		c->identity_always = a->attidentity == ATTRIBUTE_IDENTITY_ALWAYS;
+		c->writable = c->synced && a->attgenerated == '\0' && !c->identity_always;
+		initStringInfo(&buf);
+		escape_json(&buf, c->name);
+		appendStringInfoChar(&buf, ':');
+		c->json_key = buf.data;
+		if (strcmp(c->name, keycol) == 0)
+			t->key = t->ncols;
+		if (ownercol && strcmp(c->name, ownercol) == 0)
+			t->owner = t->ncols;
+		t->ncols++;
+	}
+	relation_close(rel, NoLock);
+
+	if (t->key < 0 || (ownercol && t->owner < 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("registered table \"%s\" lost its %s column", name,
+						t->key < 0 ? "key" : "owner"),
+				 errhint("Unregister and register the table again.")));
+	/* the key travels as "id"; another column of that name cannot */
+	for (i = 0; i < t->ncols; i++)
+		if (i != t->key && strcmp(t->cols[i].name, "id") == 0)
+			t->cols[i].synced = t->cols[i].writable = false;
+	t->cols[t->key].synced = true;
+	t->valid = true;
+	MemoryContextSwitchTo(old);
+	return t;
+}
+
+/*
+ * Returns the descriptor for a registration row, rebuilding it when the
+ * catalog or the registration changed.
+ */
+static SyncTable *
+get_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
+		 const char *ownercol, const char *policy, bool pull_only)
+{
+	RegistryEntry *e;
+	bool		found;
+	SyncTable  *t;
+
+	e = hash_search(registry, &relid, HASH_ENTER, &found);
+	if (!found)
+		e->desc = NULL;
+	t = e->desc;
+	if (t && t->valid && t->table_id == table_id && strcmp(t->name, name) == 0 &&
+		t->pull_only == pull_only &&
+		t->policy == (strcmp(policy, "client_wins") == 0 ? SP_CLIENT_WINS :
+					  strcmp(policy, "server_wins") == 0 ? SP_SERVER_WINS : SP_ABORT) &&
+		strcmp(t->cols[t->key].name, keycol) == 0 &&
+		(ownercol ? (t->owner >= 0 && strcmp(t->cols[t->owner].name, ownercol) == 0) : t->owner < 0))
+		return t;
+	/* build first: if it fails, the entry keeps its old descriptor */
+	t = build_desc(relid, table_id, name, keycol, ownercol, policy, pull_only);
+	e = hash_search(registry, &relid, HASH_FIND, NULL);
+	if (e->desc)
+	{
+		MemoryContext old = MemoryContextSwitchTo(registry_cxt);
+
+		retired = lappend(retired, e->desc);
+		MemoryContextSwitchTo(old);
+	}
+	e->desc = t;
+	return t;
+}
+
+/* Reads column n of the current SPI row as a C string, or NULL. */
+static char *
+spi_text(HeapTuple tup, TupleDesc td, int n)
+{
+	return SPI_getvalue(tup, td, n);
+}
+
+/*
+ * Lists the registered tables (SyncTableRef), each with its descriptor and
+ * whether it was registered after the token prev (NULL: first pull). Must
+ * run inside SPI as the extension owner.
+ */
+List *
+sync_registry_load(SyncToken *prev)
+{
+	Datum		args[1];
+	char		nulls[1];
+	int			rc;
+	uint64		i;
+	List	   *out = NIL;
+
+	if (load_plan == NULL)
+	{
+		Oid			types[1] = {PG_SNAPSHOTOID};
+
+		load_plan = sync_prepare(
+			"SELECT relid::oid, table_id, name, key_column::text, owner_column::text,"
+			"       conflict_policy, coalesce((options->>'pull_only')::boolean, false),"
+			"       CASE WHEN $1 IS NULL THEN true"
+			"            ELSE NOT pg_catalog.pg_visible_in_snapshot(registered_xid, $1) END"
+			"  FROM _pg_sync.tables ORDER BY table_id", 1, types);
+	}
+	args[0] = (prev && prev->id != 0) ? prev->snap : (Datum) 0;
+	nulls[0] = (prev && prev->id != 0) ? ' ' : 'n';
+	rc = SPI_execute_plan(load_plan, args, nulls, true, 0);
+	sync_check_spi(rc, SPI_OK_SELECT, "reading registered tables");
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
+		int32		table_id = DatumGetInt32(SPI_getbinval(tup, td, 2, &isnull));
+		bool		pull_only = DatumGetBool(SPI_getbinval(tup, td, 7, &isnull));
+		bool		newer = DatumGetBool(SPI_getbinval(tup, td, 8, &isnull));
+		SyncTableRef *ref = palloc(sizeof(SyncTableRef));
+
+		ref->desc = get_desc(relid, table_id, spi_text(tup, td, 3), spi_text(tup, td, 4),
+							 spi_text(tup, td, 5), spi_text(tup, td, 6), pull_only);
+		ref->new_since_token = newer;
+		out = lappend(out, ref);
+	}
+	return out;
+}
+
+/*
+ * Returns the descriptor of a registered table, from the cache when it is
+ * current, else from the registration row. Must run inside SPI as the
+ * extension owner when the cache may miss.
+ */
+SyncTable *
+sync_registry_lookup(Oid relid, bool missing_ok)
+{
+	RegistryEntry *e = hash_search(registry, &relid, HASH_FIND, NULL);
+	Datum		args[1];
+	int			rc;
+	HeapTuple	tup;
+	TupleDesc	td;
+	bool		isnull;
+
+	if (e && e->desc && e->desc->valid)
+		return e->desc;
+	if (lookup_plan == NULL)
+	{
+		Oid			types[1] = {OIDOID};
+
+		lookup_plan = sync_prepare(
+			"SELECT table_id, name, key_column::text, owner_column::text, conflict_policy,"
+			"       coalesce((options->>'pull_only')::boolean, false)"
+			"  FROM _pg_sync.tables WHERE relid = $1", 1, types);
+	}
+	args[0] = ObjectIdGetDatum(relid);
+	rc = SPI_execute_plan(lookup_plan, args, NULL, false, 1);
+	sync_check_spi(rc, SPI_OK_SELECT, "reading a registration");
+	if (SPI_processed == 0)
+	{
+		if (missing_ok)
+			return NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table \"%s\" is not registered with pg_sync", get_rel_name(relid))));
+	}
+	tup = SPI_tuptable->vals[0];
+	td = SPI_tuptable->tupdesc;
+	return get_desc(relid, DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull)),
+					spi_text(tup, td, 2), spi_text(tup, td, 3), spi_text(tup, td, 4),
+					spi_text(tup, td, 5), DatumGetBool(SPI_getbinval(tup, td, 6, &isnull)));
+}
+
+/* SQL: marks a table's cached descriptor stale in every backend. */
+Datum
+sync_invalidate(PG_FUNCTION_ARGS)
+{
+	CacheInvalidateRelcacheByRelid(PG_GETARG_OID(0));
+	PG_RETURN_VOID();
+}

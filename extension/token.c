@@ -1,0 +1,282 @@
+/*
+ * token.c — tokens are checkpoint ids. A checkpoint records a snapshot; a
+ * pull returns the changes whose writer is visible in the new checkpoint but
+ * was not in the caller's, so a late commit is never skipped and a long
+ * writer never holds anyone back. Everything here runs inside SPI as the
+ * extension owner.
+ */
+#include "pg_sync.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+
+static SPIPlanPtr resolve_plan = NULL;
+static SPIPlanPtr bounds_plan = NULL;
+static SPIPlanPtr snapshot_plan = NULL;
+static SPIPlanPtr newest_plan = NULL;
+static SPIPlanPtr insert_plan = NULL;
+
+PG_FUNCTION_INFO_V1(sync_checkpoint);
+
+/* Checks that a client token is in range; 0 stands for "nothing seen". */
+static void
+check_range(int64 token)
+{
+	if (token < 0 || token > SYNC_MAX_TOKEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNC_TOKEN_UNKNOWN),
+				 errmsg("sync token " INT64_FORMAT " was not issued by this database", token),
+				 errdetail("Tokens are positive integers below 2^53."),
+				 errhint("Reset the client: pull with last_pulled_at = null.")));
+}
+
+/*
+ * Resolves a client token to its checkpoint. A token this database never
+ * issued, or one whose checkpoint retention removed, is refused with its own
+ * SQLSTATE: the client must reset and pull from scratch.
+ */
+void
+sync_token_resolve(int64 token, SyncToken *out)
+{
+	Datum		args[1];
+	int			rc;
+	bool		isnull;
+	int64		lineage,
+				oldest;
+
+	check_range(token);
+	memset(out, 0, sizeof(*out));
+	if (token == 0)
+		return;
+
+	if (resolve_plan == NULL)
+	{
+		Oid			types[1] = {INT8OID};
+
+		resolve_plan = sync_prepare(
+			"SELECT snap, snap::text FROM _pg_sync.checkpoints WHERE id = $1", 1, types);
+		bounds_plan = sync_prepare(
+			"SELECT s.lineage_start, (SELECT min(id) FROM _pg_sync.checkpoints)"
+			"  FROM _pg_sync.state s", 0, NULL);
+	}
+	args[0] = Int64GetDatum(token);
+	rc = SPI_execute_plan(resolve_plan, args, NULL, true, 1);
+	sync_check_spi(rc, SPI_OK_SELECT, "resolving a token");
+	if (SPI_processed == 1)
+	{
+		out->id = token;
+		out->snap = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		out->snap = datumCopy(out->snap, false, -1);
+		out->snap_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		return;
+	}
+
+	rc = SPI_execute_plan(bounds_plan, NULL, NULL, true, 1);
+	sync_check_spi(rc, SPI_OK_SELECT, "reading token bounds");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_sync state is missing"),
+				 errhint("Recreate the extension.")));
+	lineage = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	oldest = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (isnull)
+		oldest = PG_INT64_MAX;
+	if (token >= lineage && token < oldest)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNC_TOKEN_EXPIRED),
+				 errmsg("sync token " INT64_FORMAT " has expired", token),
+				 errdetail("Changes older than the retention period are no longer kept."),
+				 errhint("Reset the client: pull with last_pulled_at = null.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_SYNC_TOKEN_UNKNOWN),
+			 errmsg("sync token " INT64_FORMAT " was not issued by this database", token),
+			 errhint("Reset the client: pull with last_pulled_at = null.")));
+}
+
+/*
+ * Returns the current statement's snapshot as pg_snapshot text, and the
+ * datum in *snap. Read-only SPI uses the caller's active snapshot, the same
+ * one every later read-only query of the call sees.
+ */
+char *
+sync_token_current_snapshot(Datum *snap)
+{
+	int			rc;
+	bool		isnull;
+
+	if (snapshot_plan == NULL)
+		snapshot_plan = sync_prepare(
+			"SELECT pg_catalog.pg_current_snapshot(), pg_catalog.pg_current_snapshot()::text", 0, NULL);
+	rc = SPI_execute_plan(snapshot_plan, NULL, NULL, true, 1);
+	sync_check_spi(rc, SPI_OK_SELECT, "reading the snapshot");
+	*snap = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+					  false, -1);
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+}
+
+/*
+ * Refuses to run in a transaction that has already written: its own
+ * uncommitted rows are visible to it but not to the snapshot a checkpoint
+ * records, so a token taken there would not describe what the caller read.
+ */
+void
+sync_refuse_writing_xact(const char *fn)
+{
+	if (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("%s cannot run in a transaction that has already written data", fn),
+				 errhint("Call it in a transaction of its own, or before any write.")));
+}
+
+/* Whether this transaction may write a checkpoint. */
+static bool
+can_write(void)
+{
+	return !RecoveryInProgress() && !XactReadOnly;
+}
+
+/* Inserts a checkpoint holding snap and returns its id. */
+static int64
+insert_checkpoint(Datum snap)
+{
+	Datum		args[1];
+	int			rc;
+	bool		isnull;
+
+	if (insert_plan == NULL)
+	{
+		Oid			types[1] = {PG_SNAPSHOTOID};
+
+		insert_plan = sync_prepare(
+			"INSERT INTO _pg_sync.checkpoints (id, snap)"
+			" VALUES (pg_catalog.nextval('_pg_sync.checkpoint_id'), $1) RETURNING id", 1, types);
+	}
+	args[0] = snap;
+	rc = SPI_execute_plan(insert_plan, args, NULL, false, 1);
+	sync_check_spi(rc, SPI_OK_INSERT_RETURNING, "recording a checkpoint");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Chooses the checkpoint a pull answers up to. The current snapshot is best
+ * (exact: every row read belongs to it); the newest checkpoint is reused when
+ * it holds the same snapshot, when this transaction cannot write, or when it
+ * is younger than pg_sync.checkpoint_interval and is not the caller's own
+ * token. *exact says whether the chosen checkpoint is the current snapshot;
+ * *must_insert that the caller has to record it with sync_token_record()
+ * (done last, after every read).
+ */
+void
+sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text,
+				  SyncToken *out, bool *exact, bool *must_insert)
+{
+	Datum		args[1];
+	int			rc;
+	bool		isnull;
+	HeapTuple	tup;
+	TupleDesc	td;
+	int64		newest_id;
+	char	   *newest_text;
+	bool		young;
+
+	if (newest_plan == NULL)
+	{
+		Oid			types[1] = {INT4OID};
+
+		newest_plan = sync_prepare(
+			"SELECT id, snap, snap::text,"
+			"       pg_catalog.clock_timestamp() - created_at < $1 * interval '1 ms'"
+			"  FROM _pg_sync.checkpoints ORDER BY id DESC LIMIT 1", 1, types);
+	}
+	args[0] = Int32GetDatum(sync_checkpoint_interval_ms);
+	rc = SPI_execute_plan(newest_plan, args, NULL, true, 1);
+	sync_check_spi(rc, SPI_OK_SELECT, "reading the newest checkpoint");
+	*must_insert = false;
+	memset(out, 0, sizeof(*out));
+	if (SPI_processed == 0)
+	{
+		if (!can_write())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("no sync checkpoint exists yet"),
+					 errhint("Call sync_checkpoint() on the primary.")));
+		*exact = true;
+		*must_insert = true;
+		out->snap = cur_snap;
+		out->snap_text = pstrdup(cur_text);
+		return;
+	}
+	tup = SPI_tuptable->vals[0];
+	td = SPI_tuptable->tupdesc;
+	newest_id = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
+	newest_text = SPI_getvalue(tup, td, 3);
+	young = DatumGetBool(SPI_getbinval(tup, td, 4, &isnull));
+
+	if (strcmp(newest_text, cur_text) == 0 ||
+		!can_write() ||
+		(young && prev->id != newest_id))
+	{
+		out->id = newest_id;
+		out->snap = datumCopy(SPI_getbinval(tup, td, 2, &isnull), false, -1);
+		out->snap_text = newest_text;
+		*exact = strcmp(newest_text, cur_text) == 0;
+		return;
+	}
+	*exact = true;
+	*must_insert = true;
+	out->snap = cur_snap;
+	out->snap_text = pstrdup(cur_text);
+}
+
+/* Records the checkpoint chosen by sync_token_choose and sets its id. */
+void
+sync_token_record(SyncToken *tok)
+{
+	tok->id = insert_checkpoint(tok->snap);
+}
+
+/* SQL: records a checkpoint of the current snapshot unless the newest is the same. */
+Datum
+sync_checkpoint(PG_FUNCTION_ARGS)
+{
+	Oid			save_user;
+	int			save_sec;
+	Datum		snap;
+	char	   *text;
+	SyncToken	none = {0};
+	SyncToken	tok;
+	bool		exact,
+				must_insert;
+	int			saved_interval = sync_checkpoint_interval_ms;
+
+	if (!can_write())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("sync_checkpoint() cannot run in a read-only transaction")));
+	sync_refuse_writing_xact("sync_checkpoint()");
+	SPI_connect();
+	sync_as_owner(&save_user, &save_sec);
+	text = sync_token_current_snapshot(&snap);
+	sync_checkpoint_interval_ms = 0;
+	PG_TRY();
+	{
+		sync_token_choose(&none, snap, text, &tok, &exact, &must_insert);
+	}
+	PG_FINALLY();
+	{
+		sync_checkpoint_interval_ms = saved_interval;
+	}
+	PG_END_TRY();
+	if (must_insert)
+		sync_token_record(&tok);
+	sync_restore_user(save_user, save_sec);
+	SPI_finish();
+	PG_RETURN_INT64(tok.id);
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL cluster on a private socket.
+#   test/cluster.sh start DIR [PORT]   creates (if needed) and starts; prints env to source
+#   test/cluster.sh stop DIR
+# As root, the cluster runs as the unprivileged "postgres" user.
+set -euo pipefail
+cmd=${1:?start|stop}; dir=$(realpath -m "${2:?directory}"); port=${3:-54329}
+bindir=$(pg_config --bindir)
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+case "$cmd" in
+start)
+  mkdir -p "$dir/sock"
+  [ "$(id -u)" = 0 ] && chown -R postgres: "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_pg "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >"$dir/initdb.log"
+    cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$dir/sock'
+port = $port
+fsync = off
+max_prepared_transactions = 10
+shared_buffers = 256MB
+CONF
+  fi
+  as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+  echo "export PGHOST=$dir/sock PGPORT=$port PGUSER=postgres"
+  ;;
+stop)
+  as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+  ;;
+*) echo "usage: $0 start|stop DIR [PORT]" >&2; exit 2 ;;
+esac
