@@ -1,0 +1,58 @@
+-- Helpers shared by the suite. Tokens are random per database, so tests
+-- keep them in a table and print changes, never raw tokens.
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET pg_sync.checkpoint_interval = 0', current_database());
+END $$;
+
+CREATE TABLE tok (client text PRIMARY KEY, t bigint NOT NULL);
+
+-- Pulls as a client: uses and then stores the client's token; returns the
+-- changes with every list sorted by id.
+CREATE FUNCTION pull(who text DEFAULT 'c') RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    r jsonb;
+BEGIN
+    r := sync_pull((SELECT t FROM tok WHERE client = who))::jsonb;
+    IF NOT (r->>'timestamp')::numeric BETWEEN 1 AND 9007199254740991 THEN
+        RAISE EXCEPTION 'bad timestamp %', r->'timestamp';
+    END IF;
+    INSERT INTO tok VALUES (who, (r->>'timestamp')::bigint)
+        ON CONFLICT (client) DO UPDATE SET t = excluded.t;
+    RETURN (SELECT jsonb_object_agg(k, jsonb_build_object(
+                'created', v->'created',
+                'updated', (SELECT coalesce(jsonb_agg(e ORDER BY e->>'id'), '[]')
+                              FROM jsonb_array_elements(v->'updated') e),
+                'deleted', (SELECT coalesce(jsonb_agg(e ORDER BY e #>> '{}'), '[]')
+                              FROM jsonb_array_elements(v->'deleted') e)))
+              FROM jsonb_each(r->'changes') AS x(k, v));
+END
+$$;
+
+-- Pushes as a client with its stored token.
+CREATE FUNCTION push(changes text, who text DEFAULT 'c') RETURNS json
+LANGUAGE sql AS $$
+    SELECT sync_push(changes::json, (SELECT t FROM tok WHERE client = who))
+$$;
+
+-- The token a client holds.
+CREATE FUNCTION token(who text DEFAULT 'c') RETURNS bigint
+LANGUAGE sql AS $$ SELECT t FROM tok WHERE client = who $$;
+
+-- Runs a statement and reports its error as "SQLSTATE: message (detail)",
+-- with long numbers (tokens) masked.
+CREATE FUNCTION err(q text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    st text;
+    msg text;
+    det text;
+BEGIN
+    EXECUTE q;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+    RETURN st || ': ' || regexp_replace(msg, '\d{9,}', '<n>', 'g')
+              || coalesce(' (' || nullif(det, '') || ')', '');
+END
+$$;

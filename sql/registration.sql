@@ -1,0 +1,85 @@
+\set SHOW_CONTEXT never
+TRUNCATE tok;
+-- sync_register_table / sync_unregister_table
+CREATE TABLE notes (id text PRIMARY KEY, body text);
+INSERT INTO notes VALUES ('n1', 'before registration'), ('n2', 'also before');
+
+SELECT sync_register_table('notes');
+-- the capture triggers are installed
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'notes'::regclass ORDER BY tgname;
+-- rows that existed before registration are part of the first pull
+SELECT pull('r1');
+
+-- registering twice
+SELECT sync_register_table('notes');
+
+-- tables without a usable key
+CREATE TABLE nokey (a int, b text);
+SELECT sync_register_table('nokey');
+CREATE TABLE twokeys (a int, b int, PRIMARY KEY (a, b));
+SELECT sync_register_table('twokeys');
+CREATE TABLE tskey (at timestamptz PRIMARY KEY);
+SELECT sync_register_table('tskey');
+-- not a table
+CREATE VIEW notes_view AS SELECT * FROM notes;
+SELECT sync_register_table('notes_view');
+CREATE TABLE parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
+SELECT sync_register_table('parted');
+SELECT sync_register_table('no_such_table');
+SELECT sync_register_table(NULL);
+
+-- bad configuration
+CREATE TABLE todos (id uuid PRIMARY KEY, owner text, title text);
+SELECT sync_register_table('todos', conflict_policy => 'last_write_wins');
+SELECT sync_register_table('todos', conflict_policy => NULL);
+SELECT sync_register_table('todos', owner_column => 'nobody');
+SELECT sync_register_table('todos', owner_column => 'id');
+SELECT sync_register_table('todos', options => '{"colour": "red"}');
+SELECT sync_register_table('todos', options => '[]');
+SELECT sync_register_table('todos', options => '{"name": "bad name; drop"}');
+SELECT sync_register_table('todos', options => '{"pull_only": "yes"}');
+-- nothing was recorded by the failed calls
+SELECT count(*) AS registered FROM _pg_sync.tables;
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'todos'::regclass;
+
+-- two tables may not share a client name
+CREATE SCHEMA other;
+CREATE TABLE other.notes (id int PRIMARY KEY, body text);
+INSERT INTO other.notes VALUES (7, 'other seven');
+INSERT INTO todos VALUES ('00000000-0000-0000-0000-000000000001', 'u1', 'mine'),
+                         ('00000000-0000-0000-0000-000000000002', 'u2', 'theirs');
+SELECT sync_register_table('other.notes');
+SELECT sync_register_table('other.notes', options => '{"name": "other_notes"}');
+SELECT sync_register_table('todos', 'owner', 'client_wins');
+
+SELECT relid, name, key_column, owner_column, conflict_policy, options
+  FROM _pg_sync.tables ORDER BY table_id;
+
+-- a table registered after a client's token arrives whole in its next pull
+-- (todos is per user: u1 gets its own row only)
+SELECT set_config('request.jwt.claims', '{"sub": "u1"}', false);
+SELECT pull('r1');
+
+-- unregistering
+SELECT sync_unregister_table('other.notes');
+SELECT sync_unregister_table('other.notes');
+SELECT sync_unregister_table(NULL);
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'other.notes'::regclass;
+SELECT count(*) AS history_left FROM _pg_sync.row_meta m
+  WHERE NOT EXISTS (SELECT 1 FROM _pg_sync.tables t WHERE t.table_id = m.table_id);
+SELECT pull('r1');
+
+-- administration is not for everyone
+CREATE ROLE sync_nobody;
+SET ROLE sync_nobody;
+SELECT sync_register_table('notes');
+SELECT sync_unregister_table('notes');
+SELECT * FROM _pg_sync.tables;
+RESET ROLE;
+DROP ROLE sync_nobody;
+
+SELECT sync_unregister_table('notes');
+SELECT sync_unregister_table('todos');
+SELECT set_config('request.jwt.claims', '', false);
+DROP TABLE notes, nokey, twokeys, tskey, todos, parted, other.notes CASCADE;
+DROP SCHEMA other;
