@@ -214,6 +214,16 @@ column_index(SyncTable *t, const char *name)
 	return -1;
 }
 
+/*
+ * The array type a column's values are passed in: its own array type, or
+ * text[] for types without one (arrays themselves), cast back in SQL.
+ */
+static Oid
+param_type(SyncColumn *c)
+{
+	return OidIsValid(c->arraytypid) ? c->arraytypid : TEXTARRAYOID;
+}
+
 /* Prepares the insert and update plans for one set of columns. */
 static SyncWritePlan *
 write_plan(SyncTable *t, const char *colset)
@@ -222,6 +232,7 @@ write_plan(SyncTable *t, const char *colset)
 	StringInfoData cols,
 				unnest,
 				names,
+				exprs,
 				sets;
 	Oid		   *types = palloc(sizeof(Oid) * t->ncols);
 	int			n = 0,
@@ -237,38 +248,39 @@ write_plan(SyncTable *t, const char *colset)
 	initStringInfo(&cols);
 	initStringInfo(&unnest);
 	initStringInfo(&names);
+	initStringInfo(&exprs);
 	initStringInfo(&sets);
 	for (i = 0; i < t->ncols; i++)
 	{
 		SyncColumn *c = &t->cols[i];
+		char	   *expr;
 
 		if (colset[i] != '1')
 			continue;
-		if (!OidIsValid(c->arraytypid))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("column \"%s\" of table \"%s\" has a type without an array type and cannot be pushed",
-							c->name, t->name)));
+		expr = OidIsValid(c->arraytypid) ? psprintf("v.c%d", n + 1)
+			: psprintf("v.c%d::%s", n + 1, format_type_with_typemod(c->typid, c->typmod));
 		if (n > 0)
 		{
 			appendStringInfoString(&cols, ", ");
 			appendStringInfoString(&unnest, ", ");
 			appendStringInfoString(&names, ", ");
+			appendStringInfoString(&exprs, ", ");
 		}
 		appendStringInfoString(&cols, quote_identifier(c->name));
 		appendStringInfo(&unnest, "pg_catalog.unnest($%d)", n + 1);
 		appendStringInfo(&names, "c%d", n + 1);
+		appendStringInfoString(&exprs, expr);
 		if (i == t->key)
 			keypos = n + 1;
 		else
 		{
 			if (sets.len > 0)
 				appendStringInfoString(&sets, ", ");
-			appendStringInfo(&sets, "%s = v.c%d", quote_identifier(c->name), n + 1);
+			appendStringInfo(&sets, "%s = %s", quote_identifier(c->name), expr);
 		}
 		if (c->identity_always)
 			overriding = true;
-		types[n++] = c->arraytypid;
+		types[n++] = param_type(c);
 	}
 
 	old = MemoryContextSwitchTo(GetMemoryChunkContext(t));
@@ -276,10 +288,10 @@ write_plan(SyncTable *t, const char *colset)
 	wp->colset = pstrdup(colset);
 	MemoryContextSwitchTo(old);
 	wp->insert_plan = sync_prepare(
-		psprintf("INSERT INTO %s AS t (%s)%s SELECT * FROM ROWS FROM (%s)"
+		psprintf("INSERT INTO %s AS t (%s)%s SELECT %s FROM ROWS FROM (%s) AS v(%s)"
 				 " ON CONFLICT (%s) DO NOTHING RETURNING %s::text",
 				 t->qualname, cols.data, overriding ? " OVERRIDING SYSTEM VALUE" : "",
-				 unnest.data, quote_identifier(t->cols[t->key].name),
+				 exprs.data, unnest.data, names.data, quote_identifier(t->cols[t->key].name),
 				 quote_identifier(t->cols[t->key].name)),
 		n, types);
 	if (sets.len > 0)
@@ -329,11 +341,18 @@ build_arrays(SyncTable *t, const char *colset, ApplyRec **recs, int nrecs, Datum
 				if (strcmp(rec->fields[f].key, c->name) == 0)
 				{
 					vals[r] = sync_value_to_datum(t, c, recs[r]->id, &rec->fields[f].value, &nulls[r]);
+					/* no array type: passed as text, cast back in SQL */
+					if (!nulls[r] && !OidIsValid(c->arraytypid))
+						vals[r] = CStringGetTextDatum(OutputFunctionCall(&c->outfn, vals[r]));
 					break;
 				}
 		}
-		arrays[n++] = PointerGetDatum(construct_md_array(vals, nulls, 1, dims, lbs, c->typid,
-														 c->typlen, c->typbyval, c->typalign));
+		if (OidIsValid(c->arraytypid))
+			arrays[n++] = PointerGetDatum(construct_md_array(vals, nulls, 1, dims, lbs, c->typid,
+															 c->typlen, c->typbyval, c->typalign));
+		else
+			arrays[n++] = PointerGetDatum(construct_md_array(vals, nulls, 1, dims, lbs, TEXTOID,
+															 -1, false, TYPALIGN_INT));
 	}
 }
 
