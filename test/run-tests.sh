@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test of pg_sync on a fresh Debian machine: installs what is
+# missing, builds and installs the extension, starts a throwaway cluster on a
+# private socket, runs the pg_regress suite and the isolation specs, stops
+# the cluster. Exits non-zero on any failure and prints regression.diffs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+export PATH="/usr/lib/postgresql/15/bin:$PATH"
+
+need=()
+for pkg in postgresql-15 postgresql-server-dev-15 libjansson-dev build-essential; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null || exit 1
+fi
+
+echo "== building"
+make -s clean >/dev/null 2>&1
+make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config 2>&1 | tee build.log
+if grep -q "warning:" build.log; then echo "build has warnings"; exit 1; fi
+rm -f build.log
+$SUDO make -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null || exit 1
+
+dir=$(mktemp -d /tmp/pg_sync_test.XXXXXX)
+port=${PGSYNC_TEST_PORT:-55432}
+cleanup() { "$root/test/cluster.sh" stop "$dir"; rm -rf "$dir"; }
+trap cleanup EXIT
+eval "$("$root/test/cluster.sh" start "$dir" "$port")" || exit 1
+
+echo "== pg_regress and isolation suites"
+rm -rf results output_iso regression.diffs
+make installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config 2>&1 | tee installcheck.log
+status=${PIPESTATUS[0]}
+for f in regression.diffs output_iso/regression.diffs; do
+  [ -s "$f" ] && { echo "== $f"; cat "$f"; }
+done
+
+passed=0; failed=0
+while read -r line; do
+  if [[ $line =~ All\ ([0-9]+)\ tests\ passed ]]; then passed=$((passed + BASH_REMATCH[1]))
+  elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
+    failed=$((failed + BASH_REMATCH[1])); passed=$((passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+  fi
+done < installcheck.log
+rm -f installcheck.log
+[ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+echo "$passed passed, $failed failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
