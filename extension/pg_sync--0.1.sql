@@ -261,6 +261,25 @@ $$;
 COMMENT ON FUNCTION sync_unregister_table(regclass) IS
     'stops syncing a table and forgets its change history';
 
+-- A dropped table stops being synced: its registration and history go with it.
+CREATE FUNCTION _pg_sync.forget_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dropped oid;
+BEGIN
+    FOR dropped IN SELECT objid FROM pg_event_trigger_dropped_objects()
+                    WHERE classid = 'pg_class'::regclass AND objsubid = 0 LOOP
+        DELETE FROM _pg_sync.row_meta m
+         USING _pg_sync.tables t
+         WHERE t.relid = dropped AND m.table_id = t.table_id;
+        DELETE FROM _pg_sync.tables t WHERE t.relid = dropped;
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER pg_sync_forget_dropped ON sql_drop
+    EXECUTE FUNCTION _pg_sync.forget_dropped();
+
 -- Forget checkpoints older than the retention period and the change history
 -- that no remaining token needs. Tokens older than that are then refused with
 -- SQLSTATE SY002 and their clients resync from scratch.

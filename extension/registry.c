@@ -11,6 +11,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/xact.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -19,6 +20,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
 
 typedef struct RegistryEntry
 {
@@ -157,6 +160,8 @@ build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
 	TupleDesc	td;
 	int			i;
 	StringInfoData buf;
+	Oid			pkindex;
+	AttrNumber	pkattnum;
 
 	cxt = AllocSetContextCreate(registry_cxt, "pg_sync table", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
@@ -176,6 +181,22 @@ build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
 
 	rel = relation_open(relid, AccessShareLock);
 	td = RelationGetDescr(rel);
+	/* the key is the table's primary key, whatever it is called now */
+	pkattnum = InvalidAttrNumber;
+	pkindex = RelationGetPrimaryKeyIndex(rel);
+	if (OidIsValid(pkindex))
+	{
+		HeapTuple	itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkindex));
+
+		if (HeapTupleIsValid(itup))
+		{
+			Form_pg_index idx = (Form_pg_index) GETSTRUCT(itup);
+
+			if (idx->indnatts == 1)
+				pkattnum = idx->indkey.values[0];
+			ReleaseSysCache(itup);
+		}
+	}
 	t->qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 											 RelationGetRelationName(rel));
 	t->cols = palloc0(sizeof(SyncColumn) * td->natts);
@@ -209,7 +230,7 @@ build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
 		escape_json(&buf, c->name);
 		appendStringInfoChar(&buf, ':');
 		c->json_key = buf.data;
-		if (strcmp(c->name, keycol) == 0)
+		if (a->attnum == pkattnum)
 			t->key = t->ncols;
 		if (ownercol && strcmp(c->name, ownercol) == 0)
 			t->owner = t->ncols;
@@ -217,12 +238,16 @@ build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
 	}
 	relation_close(rel, NoLock);
 
-	if (t->key < 0 || (ownercol && t->owner < 0))
+	if (t->key < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-				 errmsg("registered table \"%s\" lost its %s column", name,
-						t->key < 0 ? "key" : "owner"),
-				 errhint("Unregister and register the table again.")));
+				 errmsg("registered table \"%s\" no longer has a single-column primary key", name),
+				 errhint("Restore the primary key, or unregister the table.")));
+	if (ownercol && t->owner < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("owner column \"%s\" of registered table \"%s\" no longer exists", ownercol, name),
+				 errhint("Unregister the table and register it again with its new owner column.")));
 	/* the key travels as "id"; another column of that name cannot */
 	for (i = 0; i < t->ncols; i++)
 		if (i != t->key && strcmp(t->cols[i].name, "id") == 0)
@@ -253,7 +278,6 @@ get_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
 		t->pull_only == pull_only &&
 		t->policy == (strcmp(policy, "client_wins") == 0 ? SP_CLIENT_WINS :
 					  strcmp(policy, "server_wins") == 0 ? SP_SERVER_WINS : SP_ABORT) &&
-		strcmp(t->cols[t->key].name, keycol) == 0 &&
 		(ownercol ? (t->owner >= 0 && strcmp(t->cols[t->owner].name, ownercol) == 0) : t->owner < 0))
 		return t;
 	/* build first: if it fails, the entry keeps its old descriptor */

@@ -78,6 +78,24 @@ SELECT * FROM _pg_sync.tables;
 RESET ROLE;
 DROP ROLE sync_nobody;
 
+-- schema changes: a new column is synced from the next pull on; a renamed
+-- key keeps working; a dropped table stops being synced
+SELECT pull('r1') IS NOT NULL AS pulled;
+ALTER TABLE notes ADD COLUMN pinned boolean DEFAULT false;
+ALTER TABLE notes RENAME COLUMN id TO note_id;
+UPDATE notes SET pinned = true WHERE note_id = 'n1';
+SELECT pull('r1') -> 'notes' AS notes;
+CREATE TABLE scratch (id int PRIMARY KEY);
+SELECT sync_register_table('scratch');
+INSERT INTO scratch VALUES (1);
+DROP TABLE scratch;
+SELECT name FROM _pg_sync.tables ORDER BY table_id;
+SELECT pull('r1') ? 'scratch' AS scratch_still_pulled;
+-- a renamed owner column must be registered again
+ALTER TABLE todos RENAME COLUMN owner TO owned_by;
+SELECT err($q$ SELECT sync_pull() $q$);
+ALTER TABLE todos RENAME COLUMN owned_by TO owner;
+
 SELECT sync_unregister_table('notes');
 SELECT sync_unregister_table('todos');
 SELECT set_config('request.jwt.claims', '', false);
