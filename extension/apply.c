@@ -375,6 +375,13 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
+/* qsort comparator for ApplyRec, by canonical id */
+static int
+cmp_apply_rec(const void *a, const void *b)
+{
+	return strcmp(((const ApplyRec *) a)->id, ((const ApplyRec *) b)->id);
+}
+
 /*
  * Applies one table's entry of a push. Runs inside SPI as the caller; the
  * change records are read as the extension owner.
@@ -512,8 +519,12 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 	{
 		int			nd = 0;
 
+		/*
+		 * Only rows locked above: a row missing then is already what the
+		 * client wants, and one created since is not the client's to delete.
+		 */
 		for (i = 0; i < tc->ndeleted; i++)
-			if (!deldrop[i])
+			if (!deldrop[i] && sync_idset_has(existing, delids[i]))
 				delids[nd++] = delids[i];
 		if (nd > 0)
 		{
@@ -528,6 +539,12 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 			counts[2] += SPI_processed;
 		}
 	}
+
+	/*
+	 * Records in id order: concurrent pushes of the same new ids then insert
+	 * them in the same order and wait for each other instead of deadlocking.
+	 */
+	qsort(recs, nrec, sizeof(ApplyRec), cmp_apply_rec);
 
 	/* column set of every record */
 	for (i = 0; i < nrec; i++)

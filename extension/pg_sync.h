@@ -184,7 +184,6 @@ extern char *sync_token_current_snapshot(Datum *snap);
 extern void sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text,
 							  SyncToken *out, bool *exact, bool *must_insert);
 extern void sync_token_record(SyncToken *tok);
-extern void sync_refuse_writing_xact(const char *fn);
 
 /* auth.c */
 extern char *sync_current_user_id(void);

@@ -303,7 +303,6 @@ sync_pull(PG_FUNCTION_ARGS)
 	StringInfoData out;
 	text	   *result;
 
-	sync_refuse_writing_xact("sync_pull()");
 	if (!PG_ARGISNULL(1) && PG_GETARG_INT32(1) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

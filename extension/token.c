@@ -8,6 +8,7 @@
 #include "pg_sync.h"
 
 #include "access/xact.h"
+#include "access/transam.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -120,21 +121,6 @@ sync_token_current_snapshot(Datum *snap)
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 }
 
-/*
- * Refuses to run in a transaction that has already written: its own
- * uncommitted rows are visible to it but not to the snapshot a checkpoint
- * records, so a token taken there would not describe what the caller read.
- */
-void
-sync_refuse_writing_xact(const char *fn)
-{
-	if (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
-				 errmsg("%s cannot run in a transaction that has already written data", fn),
-				 errhint("Call it in a transaction of its own, or before any write.")));
-}
-
 /* Whether this transaction may write a checkpoint. */
 static bool
 can_write(void)
@@ -164,14 +150,130 @@ insert_checkpoint(Datum snap)
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
+/* A parsed pg_snapshot: xmin, xmax and the in-progress xids, ascending. */
+typedef struct SnapInfo
+{
+	uint64		xmin;
+	uint64		xmax;
+	int			nxip;
+	uint64	   *xip;
+} SnapInfo;
+
+/* Parses the text form "xmin:xmax:xip,xip,..." of a pg_snapshot. */
+static void
+parse_snapshot(const char *text, SnapInfo *si)
+{
+	const char *p = text;
+	char	   *end;
+	int			cap = 8;
+
+	si->xmin = strtou64(p, &end, 10);
+	p = end + 1;
+	si->xmax = strtou64(p, &end, 10);
+	p = end;
+	si->nxip = 0;
+	si->xip = palloc(sizeof(uint64) * cap);
+	while (*p == ':' || *p == ',')
+	{
+		p++;
+		if (*p == '\0')
+			break;
+		if (si->nxip == cap)
+		{
+			cap *= 2;
+			si->xip = repalloc(si->xip, sizeof(uint64) * cap);
+		}
+		si->xip[si->nxip++] = strtou64(p, &end, 10);
+		p = end;
+	}
+}
+
+/* Whether xid is in the in-progress list of a parsed snapshot. */
+static bool
+snap_has_xip(SnapInfo *si, uint64 xid)
+{
+	int			i;
+
+	for (i = 0; i < si->nxip; i++)
+		if (si->xip[i] == xid)
+			return true;
+	return false;
+}
+
 /*
- * Chooses the checkpoint a pull answers up to. The current snapshot is best
- * (exact: every row read belongs to it); the newest checkpoint is reused when
- * it holds the same snapshot, when this transaction cannot write, or when it
- * is younger than pg_sync.checkpoint_interval and is not the caller's own
- * token. *exact says whether the chosen checkpoint is the current snapshot;
- * *must_insert that the caller has to record it with sync_token_record()
- * (done last, after every read).
+ * Whether every transaction visible in snapshot a is visible in snapshot b:
+ * answering up to b after a neither skips nor repeats anything.
+ */
+static bool
+snap_contains(const char *b_text, const char *a_text)
+{
+	SnapInfo	a,
+				b;
+	int			i;
+
+	parse_snapshot(a_text, &a);
+	parse_snapshot(b_text, &b);
+	if (b.xmax < a.xmax)
+		return false;
+	/* a xid b still saw running must have been running (or unborn) for a too */
+	for (i = 0; i < b.nxip; i++)
+		if (b.xip[i] < a.xmax && !snap_has_xip(&a, b.xip[i]))
+			return false;
+	return true;
+}
+
+/*
+ * The snapshot a checkpoint recorded by this transaction must hold. A
+ * transaction's own xid is not in its snapshot's in-progress list, yet its
+ * rows are not committed: a checkpoint that said "seen" would let the
+ * transaction's later writes go unsent. So the own xid is added to the list.
+ * Returns NULL when the transaction has no xid (nothing to change).
+ */
+static char *
+snapshot_without_own_xid(const char *text)
+{
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	uint64		x = U64FromFullTransactionId(own);
+	SnapInfo	si;
+	StringInfoData buf;
+	int			i;
+	bool		added = false;
+
+	if (!FullTransactionIdIsValid(own))
+		return NULL;
+	parse_snapshot(text, &si);
+	if (x >= si.xmax || snap_has_xip(&si, x))
+		return pstrdup(text);
+	initStringInfo(&buf);
+	appendStringInfo(&buf, UINT64_FORMAT ":" UINT64_FORMAT ":", Min(si.xmin, x), si.xmax);
+	for (i = 0; i < si.nxip || !added; i++)
+	{
+		uint64		next;
+
+		if (!added && (i == si.nxip || x < si.xip[i]))
+		{
+			next = x;			/* goes before xip[i] */
+			added = true;
+			i--;
+		}
+		else
+			next = si.xip[i];
+		appendStringInfo(&buf, "%s" UINT64_FORMAT, buf.data[buf.len - 1] == ':' ? "" : ",", next);
+	}
+	return buf.data;
+}
+
+/*
+ * Chooses the checkpoint a pull answers up to, from the caller's token prev
+ * and the current snapshot. The current snapshot is best (exact: every row
+ * read belongs to it). The newest checkpoint is reused instead when it holds
+ * the same snapshot, or when this transaction cannot write, or when it is
+ * younger than pg_sync.checkpoint_interval and is not the caller's own token
+ * -- but only if it contains everything prev had seen (checkpoint ids do not
+ * follow snapshot order), else a new one is recorded, or, read-only, prev is
+ * kept. *exact says whether the chosen checkpoint equals the snapshot the
+ * rows are read in; *must_insert that the caller has to record it with
+ * sync_token_record() (done last, after every read).
  */
 void
 sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text,
@@ -185,6 +287,9 @@ sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text,
 	int64		newest_id;
 	char	   *newest_text;
 	bool		young;
+	char	   *own_text = snapshot_without_own_xid(cur_text);
+	bool		same,
+				usable;
 
 	if (newest_plan == NULL)
 	{
@@ -200,39 +305,51 @@ sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text,
 	sync_check_spi(rc, SPI_OK_SELECT, "reading the newest checkpoint");
 	*must_insert = false;
 	memset(out, 0, sizeof(*out));
-	if (SPI_processed == 0)
+
+	if (SPI_processed == 1)
 	{
-		if (!can_write())
+		tup = SPI_tuptable->vals[0];
+		td = SPI_tuptable->tupdesc;
+		newest_id = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
+		newest_text = SPI_getvalue(tup, td, 3);
+		young = DatumGetBool(SPI_getbinval(tup, td, 4, &isnull));
+		same = strcmp(newest_text, own_text ? own_text : cur_text) == 0;
+		usable = prev->id == 0 || newest_id == prev->id ||
+			snap_contains(newest_text, prev->snap_text);
+		if (usable && (same || !can_write() || (young && prev->id != newest_id)))
+		{
+			out->id = newest_id;
+			out->snap = datumCopy(SPI_getbinval(tup, td, 2, &isnull), false, -1);
+			out->snap_text = newest_text;
+			*exact = same && own_text == NULL;
+			return;
+		}
+	}
+	if (!can_write())
+	{
+		/* read-only: nothing newer that contains the caller's view */
+		if (prev->id == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("no sync checkpoint exists yet"),
 					 errhint("Call sync_checkpoint() on the primary.")));
-		*exact = true;
-		*must_insert = true;
+		*out = *prev;
+		*exact = false;
+		return;
+	}
+	*must_insert = true;
+	if (own_text)
+	{
+		out->snap_text = own_text;
+		out->snap = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(own_text));
+		*exact = false;
+	}
+	else
+	{
 		out->snap = cur_snap;
 		out->snap_text = pstrdup(cur_text);
-		return;
+		*exact = true;
 	}
-	tup = SPI_tuptable->vals[0];
-	td = SPI_tuptable->tupdesc;
-	newest_id = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
-	newest_text = SPI_getvalue(tup, td, 3);
-	young = DatumGetBool(SPI_getbinval(tup, td, 4, &isnull));
-
-	if (strcmp(newest_text, cur_text) == 0 ||
-		!can_write() ||
-		(young && prev->id != newest_id))
-	{
-		out->id = newest_id;
-		out->snap = datumCopy(SPI_getbinval(tup, td, 2, &isnull), false, -1);
-		out->snap_text = newest_text;
-		*exact = strcmp(newest_text, cur_text) == 0;
-		return;
-	}
-	*exact = true;
-	*must_insert = true;
-	out->snap = cur_snap;
-	out->snap_text = pstrdup(cur_text);
 }
 
 /* Records the checkpoint chosen by sync_token_choose and sets its id. */
@@ -260,7 +377,6 @@ sync_checkpoint(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("sync_checkpoint() cannot run in a read-only transaction")));
-	sync_refuse_writing_xact("sync_checkpoint()");
 	SPI_connect();
 	sync_as_owner(&save_user, &save_sec);
 	text = sync_token_current_snapshot(&snap);

@@ -54,11 +54,24 @@ SELECT jsonb_array_length(sync_pull(token(), 2, '{"from": 1, "tables": [], "colu
 SELECT sync_pull(token(), 2, '[1]');
 SELECT sync_pull(token(), -1);
 
--- one snapshot: a pull never runs in a transaction that already wrote
+-- a pull in a transaction that has written leaves that transaction's own
+-- rows for a later pull (they are not committed yet), also those written
+-- after the pull in the same transaction
 BEGIN;
-INSERT INTO projects VALUES ('p9', 'uncommitted');
-SELECT sync_pull(token());
+INSERT INTO projects VALUES ('p9', 'written before the pull');
+SELECT pull();
+UPDATE projects SET name = 'written after the pull' WHERE id = 'p9';
+COMMIT;
+SELECT pull();
+SELECT pull();
+-- the same with a rollback: nothing arrives
+BEGIN;
+INSERT INTO projects VALUES ('p10', 'rolled back');
+SELECT sync_pull(token()) IS NOT NULL AS pulled;
 ROLLBACK;
+SELECT pull();
+-- several pulls in one statement
+SELECT count(*) AS pulls FROM (SELECT sync_pull(token()) FROM generate_series(1, 3)) s;
 
 -- plain SQL changes and pushed ones are synced alike
 SELECT push('{"projects": {"created": [{"id": "p4", "name": "Pushed"}], "updated": [], "deleted": []}}');

@@ -2,7 +2,8 @@
 # Runs every test of pg_sync on a fresh Debian machine: installs what is
 # missing, builds and installs the extension, starts a throwaway cluster on a
 # private socket, runs the pg_regress suite and the isolation specs, stops
-# the cluster. Exits non-zero on any failure and prints regression.diffs.
+# the cluster. Also runs the convergence stress test. Exits non-zero on any
+# failure and prints regression.diffs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -48,5 +49,15 @@ while read -r line; do
 done < installcheck.log
 rm -f installcheck.log
 [ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+
+echo "== convergence stress (writers committing out of order, a long writer, 4 pulling clients)"
+for interval in 0 100; do
+  echo "-- pg_sync.checkpoint_interval = $interval ms"
+  if CHECKPOINT_INTERVAL=$interval DURATION=${STRESS_SECONDS:-15} bash test/stress/run.sh 2>&1 | grep -v NOTICE; then
+    passed=$((passed + 1)); echo "stress ($interval ms) ... ok"
+  else
+    failed=$((failed + 1)); echo "stress ($interval ms) ... FAILED"; status=1
+  fi
+done
 echo "$passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
