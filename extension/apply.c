@@ -8,6 +8,7 @@
 
 #include <math.h>
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
 #include "fmgr.h"
@@ -19,6 +20,7 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #define EPOCH_SHIFT_MS	INT64CONST(946684800000)
@@ -306,9 +308,13 @@ write_plan(SyncTable *t, const char *colset)
 	return wp;
 }
 
-/* Builds the column arrays of one column set for a list of records. */
+/*
+ * Builds the column arrays of one column set for a list of records. On a
+ * per-user table the owner column always holds the caller's user id.
+ */
 static void
-build_arrays(SyncTable *t, const char *colset, ApplyRec **recs, int nrecs, Datum *arrays)
+build_arrays(SyncTable *t, const char *colset, ApplyRec **recs, int nrecs,
+			 const char *user, Datum *arrays)
 {
 	int			i,
 				r,
@@ -329,23 +335,28 @@ build_arrays(SyncTable *t, const char *colset, ApplyRec **recs, int nrecs, Datum
 			SyncRecord *rec = recs[r]->rec;
 			int			f;
 
+			vals[r] = (Datum) 0;
+			nulls[r] = true;
 			if (i == t->key)
 			{
 				vals[r] = sync_id_to_datum(t, recs[r]->id);
 				nulls[r] = false;
-				continue;
 			}
-			vals[r] = (Datum) 0;
-			nulls[r] = true;
-			for (f = rec->nfields - 1; f >= 0; f--)
-				if (strcmp(rec->fields[f].key, c->name) == 0)
-				{
-					vals[r] = sync_value_to_datum(t, c, recs[r]->id, &rec->fields[f].value, &nulls[r]);
-					/* no array type: passed as text, cast back in SQL */
-					if (!nulls[r] && !OidIsValid(c->arraytypid))
-						vals[r] = CStringGetTextDatum(OutputFunctionCall(&c->outfn, vals[r]));
-					break;
-				}
+			else if (i == t->owner)
+			{
+				vals[r] = InputFunctionCall(&c->infn, (char *) user, c->ioparam, c->typmod);
+				nulls[r] = false;
+			}
+			else
+				for (f = rec->nfields - 1; f >= 0; f--)
+					if (strcmp(rec->fields[f].key, c->name) == 0)
+					{
+						vals[r] = sync_value_to_datum(t, c, recs[r]->id, &rec->fields[f].value, &nulls[r]);
+						break;
+					}
+			/* no array type: passed as text, cast back in SQL */
+			if (!nulls[r] && !OidIsValid(c->arraytypid))
+				vals[r] = CStringGetTextDatum(OutputFunctionCall(&c->outfn, vals[r]));
 		}
 		if (OidIsValid(c->arraytypid))
 			arrays[n++] = PointerGetDatum(construct_md_array(vals, nulls, 1, dims, lbs, c->typid,
@@ -383,12 +394,119 @@ cmp_apply_rec(const void *a, const void *b)
 }
 
 /*
- * Applies one table's entry of a push. Runs inside SPI as the caller; the
- * change records are read as the extension owner.
+ * Runs one set-based write in a subtransaction. If it fails, finds the first
+ * record that fails on its own and raises the error again naming table and
+ * record (a constraint of the table, say), so the client can tell which
+ * record to fix. Returns the SPI result code; SPI_tuptable holds RETURNING.
+ */
+static int
+run_write(SyncTable *t, SPIPlanPtr plan, const char *colset, ApplyRec **group, int ng,
+		  const char *user, Datum *arrays)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile ed = NULL;
+	volatile int rc = 0;
+	volatile int g;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, arrays, NULL, false, 0);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_END_TRY();
+	if (ed == NULL)
+		return rc;
+
+	/* which record? try each alone, each in a subtransaction rolled back */
+	for (g = 0; g < ng && ng > 1; g++)
+	{
+		Datum	   *one = palloc(sizeof(Datum) * t->ncols);
+		volatile bool failed = false;
+
+		build_arrays(t, colset, &group[g], 1, user, one);
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			SPI_execute_plan(plan, one, NULL, false, 0);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			FlushErrorState();
+			failed = true;
+		}
+		PG_END_TRY();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (failed)
+		{
+			ed->message = psprintf("record \"%s\" of table \"%s\": %s", group[g]->id, t->name, ed->message);
+			break;
+		}
+	}
+	if (ng == 1)
+		ed->message = psprintf("record \"%s\" of table \"%s\": %s", group[0]->id, t->name, ed->message);
+	ReThrowError(ed);
+	return 0;					/* not reached */
+}
+
+/* Locks the visible rows among ids; returns their ids, and owners when per-user. */
+static void
+lock_rows(SyncTable *t, char **ids, int n, HTAB *existing, HTAB *foreign, const char *user)
+{
+	int			rc;
+	uint64		j;
+	Datum		arg[1];
+
+	if (t->lock_plan == NULL)
+		t->lock_plan = sync_prepare(
+			psprintf("SELECT %s::text, %s FROM ONLY %s WHERE %s = ANY($1) ORDER BY 1 FOR UPDATE",
+					 quote_identifier(t->cols[t->key].name),
+					 t->owner >= 0 ? psprintf("%s::text", quote_identifier(t->cols[t->owner].name)) : "NULL",
+					 t->qualname, quote_identifier(t->cols[t->key].name)),
+			1, &t->cols[t->key].arraytypid);
+	arg[0] = sync_ids_array(t, ids, n);
+	rc = SPI_execute_plan(t->lock_plan, arg, NULL, false, 0);
+	sync_check_spi(rc, SPI_OK_SELECT, "locking rows");
+	for (j = 0; j < SPI_processed; j++)
+	{
+		char	   *id = SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1);
+		char	   *own = SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 2);
+
+		sync_idset_add(existing, id);
+		if (t->owner >= 0 && (own == NULL || strcmp(own, user) != 0))
+			sync_idset_add(foreign, id);
+	}
+}
+
+/*
+ * Applies one table's entry of a push. Runs inside SPI as the caller, so
+ * GRANTs and row-level security apply; the change records are read as the
+ * extension owner. On a per-user table (user != NULL) created records get
+ * the caller as owner, and a record whose id belongs to a row the caller may
+ * not write (another user's, or hidden by row-level security) is rejected:
+ * not applied, its id added to *rejected. Deleting such a row is ignored, as
+ * for a missing row.
  */
 void
 sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_since_token,
-				 int64 *counts)
+				 const char *user, int64 *counts, List **rejected)
 {
 	int			nrec = tc->nrecords;
 	int			nall = tc->nrecords + tc->ndeleted;
@@ -398,15 +516,18 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 	bool	   *deldrop;
 	HTAB	   *seen,
 			   *existing,
+			   *foreign,
 			   *conflicts;
-	Datum		arg[3];
-	char		argnulls[3];
+	Datum		arg[4];
+	char		argnulls[4];
 	int			i,
 				rc;
 	uint64		j;
 	Oid			save_user;
 	int			save_sec;
 	bool		check_all = tok->id == 0 || new_since_token;
+	char	  **sorted;
+	int			nc = 0;
 
 	if (nall == 0)
 		return;
@@ -445,30 +566,23 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 			delids[i - nrec] = id;
 	}
 
-	/* lock the rows that exist, in key order, waiting for their writers */
-	if (t->lock_plan == NULL)
-		t->lock_plan = sync_prepare(
-			psprintf("SELECT %s::text FROM ONLY %s WHERE %s = ANY($1) ORDER BY 1 FOR UPDATE",
-					 quote_identifier(t->cols[t->key].name), t->qualname,
-					 quote_identifier(t->cols[t->key].name)),
-			1, &t->cols[t->key].arraytypid);
-	arg[0] = sync_ids_array(t, allids, nall);
-	rc = SPI_execute_plan(t->lock_plan, arg, NULL, false, 0);
-	sync_check_spi(rc, SPI_OK_SELECT, "locking rows");
+	/* lock the visible rows, in key order, waiting for their writers */
 	existing = sync_idset_create();
-	for (j = 0; j < SPI_processed; j++)
-		sync_idset_add(existing, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1));
+	foreign = sync_idset_create();
+	lock_rows(t, allids, nall, existing, foreign, user);
 
 	/* conflicts: rows changed after the token, read with a fresh snapshot */
 	conflicts = sync_idset_create();
+	sync_as_owner(&save_user, &save_sec);
 	if (conflict_plan == NULL)
 	{
-		Oid			types[3] = {INT4OID, TEXTARRAYOID, PG_SNAPSHOTOID};
+		Oid			types[4] = {INT4OID, TEXTARRAYOID, PG_SNAPSHOTOID, TEXTOID};
 
 		conflict_plan = sync_prepare(
 			"SELECT DISTINCT id FROM _pg_sync.row_meta"
 			" WHERE table_id = $1 AND id = ANY($2)"
-			"   AND ($3 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(xid, $3))", 3, types);
+			"   AND ($4 IS NULL OR owner = $4)"
+			"   AND ($3 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(xid, $3))", 4, types);
 	}
 	{
 		Datum	   *td = palloc(sizeof(Datum) * (nall + 1));
@@ -478,10 +592,11 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 		arg[0] = Int32GetDatum(t->table_id);
 		arg[1] = PointerGetDatum(construct_array(td, nall, TEXTOID, -1, false, TYPALIGN_INT));
 		arg[2] = tok->id != 0 ? tok->snap : (Datum) 0;
+		arg[3] = t->owner >= 0 ? CStringGetTextDatum(user) : (Datum) 0;
 		argnulls[0] = argnulls[1] = ' ';
 		argnulls[2] = tok->id != 0 ? ' ' : 'n';
+		argnulls[3] = t->owner >= 0 ? ' ' : 'n';
 	}
-	sync_as_owner(&save_user, &save_sec);
 	rc = SPI_execute_plan(conflict_plan, arg, argnulls, false, 0);
 	sync_restore_user(save_user, save_sec);
 	sync_check_spi(rc, SPI_OK_SELECT, "checking conflicts");
@@ -489,33 +604,34 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 		sync_idset_add(conflicts, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1));
 	if (check_all)
 		for (i = 0; i < nall; i++)
-			if (sync_idset_has(existing, allids[i]))
+			if (sync_idset_has(existing, allids[i]) && !sync_idset_has(foreign, allids[i]))
 				sync_idset_add(conflicts, allids[i]);
 
-	if (hash_get_num_entries(conflicts) > 0)
+	sorted = palloc(sizeof(char *) * (nall + 1));
+	for (i = 0; i < nall; i++)
+		if (sync_idset_has(conflicts, allids[i]))
+			sorted[nc++] = allids[i];
+	if (nc > 0 && t->policy == SP_ABORT)
 	{
-		if (t->policy == SP_ABORT)
+		/* name the smallest conflicting id, so the error is stable */
+		qsort(sorted, nc, sizeof(char *), cmp_str);
+		conflict_error(t, sorted[0]);
+	}
+	for (i = 0; i < nrec; i++)
+	{
+		recs[i].exists = sync_idset_has(existing, recs[i].id);
+		recs[i].drop = t->policy == SP_SERVER_WINS && sync_idset_has(conflicts, recs[i].id);
+		if (sync_idset_has(foreign, recs[i].id))
 		{
-			/* name the smallest conflicting id, so the error is stable */
-			char	  **sorted = palloc(sizeof(char *) * nall);
-			int			nc = 0;
-
-			for (i = 0; i < nall; i++)
-				if (sync_idset_has(conflicts, allids[i]))
-					sorted[nc++] = allids[i];
-			qsort(sorted, nc, sizeof(char *), cmp_str);
-			conflict_error(t, sorted[0]);
-		}
-		if (t->policy == SP_SERVER_WINS)
-		{
-			for (i = 0; i < nrec; i++)
-				recs[i].drop = sync_idset_has(conflicts, recs[i].id);
-			for (i = 0; i < tc->ndeleted; i++)
-				deldrop[i] = sync_idset_has(conflicts, delids[i]);
+			recs[i].drop = true;
+			*rejected = lappend(*rejected, recs[i].id);
 		}
 	}
+	for (i = 0; i < tc->ndeleted; i++)
+		deldrop[i] = (t->policy == SP_SERVER_WINS && sync_idset_has(conflicts, delids[i])) ||
+			sync_idset_has(foreign, delids[i]);
 
-	/* deletes; a missing row is already what the client wants */
+	/* deletes */
 	{
 		int			nd = 0;
 
@@ -546,7 +662,7 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 	 */
 	qsort(recs, nrec, sizeof(ApplyRec), cmp_apply_rec);
 
-	/* column set of every record */
+	/* column set of every record; the owner column is always written */
 	for (i = 0; i < nrec; i++)
 	{
 		char	   *cs = palloc(t->ncols + 1);
@@ -555,6 +671,8 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 		memset(cs, '0', t->ncols);
 		cs[t->ncols] = '\0';
 		cs[t->key] = '1';
+		if (t->owner >= 0)
+			cs[t->owner] = '1';
 		for (f = 0; f < recs[i].rec->nfields; f++)
 		{
 			int			c = column_index(t, recs[i].rec->fields[f].key);
@@ -563,7 +681,6 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 				cs[c] = '1';
 		}
 		recs[i].colset = cs;
-		recs[i].exists = sync_idset_has(existing, recs[i].id);
 	}
 
 	/* inserts, then updates, one statement per column set */
@@ -591,29 +708,54 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 				}
 			wp = write_plan(t, recs[i].colset);
 			arrays = palloc(sizeof(Datum) * t->ncols);
-			build_arrays(t, recs[i].colset, group, ng, arrays);
+			build_arrays(t, recs[i].colset, group, ng, user, arrays);
 			if (pass == 0)
 			{
 				HTAB	   *inserted = sync_idset_create();
+				char	  **missing = palloc(sizeof(char *) * ng);
+				int			nm = 0;
 
-				rc = SPI_execute_plan(wp->insert_plan, arrays, NULL, false, 0);
+				rc = run_write(t, wp->insert_plan, recs[i].colset, group, ng, user, arrays);
 				sync_check_spi(rc, SPI_OK_INSERT_RETURNING, "inserting rows");
 				counts[0] += SPI_processed;
 				for (j = 0; j < SPI_processed; j++)
 					sync_idset_add(inserted, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1));
-				/* created by someone else since the lock: a conflict */
 				for (g = 0; g < ng; g++)
 					if (!sync_idset_has(inserted, group[g]->id))
+						missing[nm++] = group[g]->id;
+				if (nm > 0)
+				{
+					/*
+					 * The id exists, yet was not visible when the rows were
+					 * locked: created by someone else since (visible now: a
+					 * conflict), or a row the caller may not see or write
+					 * (rejected, like another user's).
+					 */
+					HTAB	   *now = sync_idset_create();
+					HTAB	   *now_foreign = sync_idset_create();
+
+					lock_rows(t, missing, nm, now, now_foreign, user);
+					for (g = 0; g < ng; g++)
 					{
-						if (t->policy == SP_ABORT)
+						if (sync_idset_has(inserted, group[g]->id))
+							continue;
+						if (!sync_idset_has(now, group[g]->id) || sync_idset_has(now_foreign, group[g]->id))
+						{
+							group[g]->drop = true;
+							*rejected = lappend(*rejected, group[g]->id);
+						}
+						else if (t->policy == SP_ABORT)
 							conflict_error(t, group[g]->id);
-						if (t->policy == SP_CLIENT_WINS)
+						else if (t->policy == SP_CLIENT_WINS)
 							group[g]->exists = true;	/* updated in the next pass */
+						else
+							group[g]->drop = true;
 					}
+				}
 			}
 			else if (wp->update_plan)
 			{
-				rc = SPI_execute_plan(wp->update_plan, arrays, NULL, false, 0);
+				rc = run_write(t, wp->update_plan, recs[i].colset, group, ng, user, arrays);
 				sync_check_spi(rc, SPI_OK_UPDATE, "updating rows");
 				counts[1] += SPI_processed;
 			}

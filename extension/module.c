@@ -17,6 +17,8 @@ PG_MODULE_MAGIC;
 int			sync_checkpoint_interval_ms = 100;
 int			sync_max_records = 50000;
 char	   *sync_user_claim = NULL;
+char	   *sync_trusted_role = NULL;
+int			sync_max_push_bytes = 64 * 1024 * 1024;
 
 void		_PG_init(void);
 
@@ -46,6 +48,20 @@ _PG_init(void)
 							   "sub",
 							   PGC_SUSET, 0,
 							   NULL, NULL, NULL);
+	DefineCustomStringVariable("pg_sync.trusted_role",
+							   "Role whose members may name the user of a sync call (user_id).",
+							   "Superusers always may. Empty: only superusers.",
+							   &sync_trusted_role,
+							   "service_role",
+							   PGC_SUSET, 0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_sync.max_push_bytes",
+							"Largest changes document one sync_push accepts.",
+							NULL,
+							&sync_max_push_bytes,
+							64 * 1024 * 1024, 1024, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("pg_sync");
 #else

@@ -86,16 +86,17 @@ CREATE FUNCTION _pg_sync.invalidate(regclass) RETURNS void
 
 CREATE FUNCTION sync_pull(last_pulled_at bigint DEFAULT NULL,
                           schema_version integer DEFAULT NULL,
-                          migration jsonb DEFAULT NULL)
+                          migration jsonb DEFAULT NULL,
+                          user_id text DEFAULT NULL)
     RETURNS json
     AS 'MODULE_PATHNAME', 'sync_pull' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION sync_pull(bigint, integer, jsonb) IS
+COMMENT ON FUNCTION sync_pull(bigint, integer, jsonb, text) IS
     'changes since a token, as a WatermelonDB pull result';
 
-CREATE FUNCTION sync_push(changes json, last_pulled_at bigint)
+CREATE FUNCTION sync_push(changes json, last_pulled_at bigint, user_id text DEFAULT NULL)
     RETURNS json
     AS 'MODULE_PATHNAME', 'sync_push' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION sync_push(json, bigint) IS
+COMMENT ON FUNCTION sync_push(json, bigint, text) IS
     'applies a WatermelonDB changes document in one transaction';
 
 CREATE FUNCTION sync_checkpoint() RETURNS bigint

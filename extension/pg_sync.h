@@ -168,6 +168,8 @@ typedef struct SyncChanges
 extern int	sync_checkpoint_interval_ms;
 extern int	sync_max_records;
 extern char *sync_user_claim;
+extern char *sync_trusted_role;
+extern int	sync_max_push_bytes;
 extern void sync_as_owner(Oid *save_user, int *save_sec);
 extern void sync_restore_user(Oid save_user, int save_sec);
 extern SPIPlanPtr sync_prepare(const char *sql, int nargs, Oid *argtypes);
@@ -186,8 +188,8 @@ extern void sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_t
 extern void sync_token_record(SyncToken *tok);
 
 /* auth.c */
-extern char *sync_current_user_id(void);
-extern char *sync_require_user_id(const char *table);
+extern char *sync_current_user_id(const char *explicit_user);
+extern void sync_no_user(const char *table) pg_attribute_noreturn();
 
 /* encode.c */
 extern void sync_encode_value(StringInfo buf, SyncColumn *col, Datum value, bool isnull);
@@ -215,6 +217,7 @@ extern Datum sync_value_to_datum(SyncTable *t, SyncColumn *col, const char *id,
 extern Datum sync_id_to_datum(SyncTable *t, const char *id);
 extern Datum sync_ids_array(SyncTable *t, char **ids, int n);
 extern void sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok,
-							 bool new_since_token, int64 *counts);
+							 bool new_since_token, const char *user, int64 *counts,
+							 List **rejected);
 
 #endif

@@ -280,7 +280,7 @@ pull_table(StringInfo out, SyncTableRef *ref, bool full, const char *user,
 	appendStringInfoString(out, "]}");
 }
 
-/* SQL: sync_pull(last_pulled_at, schema_version, migration) */
+/* SQL: sync_pull(last_pulled_at, schema_version, migration, user_id) */
 Datum
 sync_pull(PG_FUNCTION_ARGS)
 {
@@ -302,6 +302,8 @@ sync_pull(PG_FUNCTION_ARGS)
 	int			save_sec;
 	StringInfoData out;
 	text	   *result;
+	char	   *explicit_user = (PG_NARGS() > 3 && !PG_ARGISNULL(3)) ?
+		text_to_cstring(PG_GETARG_TEXT_PP(3)) : NULL;
 
 	if (!PG_ARGISNULL(1) && PG_GETARG_INT32(1) < 0)
 		ereport(ERROR,
@@ -326,8 +328,8 @@ sync_pull(PG_FUNCTION_ARGS)
 	foreach(lc, tables)
 		if (((SyncTableRef *) lfirst(lc))->desc->owner >= 0)
 			need_user = true;
-	if (need_user)
-		user = sync_current_user_id();
+	if (need_user || explicit_user)
+		user = sync_current_user_id(explicit_user);
 
 	appendStringInfoString(&out, "{\"changes\":{");
 	foreach(lc, tables)
@@ -337,7 +339,7 @@ sync_pull(PG_FUNCTION_ARGS)
 			name_listed(resend, ref->desc->name);
 
 		if (ref->desc->owner >= 0 && user == NULL)
-			sync_require_user_id(ref->desc->name);
+			sync_no_user(ref->desc->name);
 		if (foreach_current_index(lc) > 0)
 			appendStringInfoChar(&out, ',');
 		pull_table(&out, ref, full, user, &prev, &cur, exact);

@@ -9,6 +9,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(sync_push);
@@ -29,7 +30,7 @@ find_table(List *tables, const char *name)
 	return NULL;
 }
 
-/* SQL: sync_push(changes, last_pulled_at) */
+/* SQL: sync_push(changes, last_pulled_at, user_id) */
 Datum
 sync_push(PG_FUNCTION_ARGS)
 {
@@ -45,7 +46,12 @@ sync_push(PG_FUNCTION_ARGS)
 	int			save_sec;
 	int64		counts[3] = {0, 0, 0};
 	int			i;
-	char	   *result;
+	StringInfoData result;
+	char	   *explicit_user;
+	char	   *user = NULL;
+	bool		user_known = false;
+	List	   *rejected = NIL;
+	text	   *out;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -53,6 +59,13 @@ sync_push(PG_FUNCTION_ARGS)
 				 errmsg("changes must not be null")));
 	doc = PG_GETARG_TEXT_PP(0);
 	token = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
+	if (VARSIZE_ANY_EXHDR(doc) > (Size) sync_max_push_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("push of %zu bytes is larger than %d bytes",
+						(size_t) VARSIZE_ANY_EXHDR(doc), sync_max_push_bytes),
+				 errhint("Raise pg_sync.max_push_bytes or push in smaller batches.")));
+	explicit_user = (PG_NARGS() > 2 && !PG_ARGISNULL(2)) ? text_to_cstring(PG_GETARG_TEXT_PP(2)) : NULL;
 
 	callcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_push", ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(callcxt);
@@ -84,25 +97,73 @@ sync_push(PG_FUNCTION_ARGS)
 						 errdetail("Table \"%s\" lists deleted records the client never pulled.",
 								   changes->tables[i].name)));
 
+	if (explicit_user)
+	{
+		user = sync_current_user_id(explicit_user);
+		user_known = true;
+	}
+
 	/* apply in registration order: concurrent pushes lock in the same order */
 	foreach(lc, tables)
 	{
 		SyncTableRef *ref = lfirst(lc);
 
 		for (i = 0; i < changes->ntables; i++)
-			if (strcmp(changes->tables[i].name, ref->desc->name) == 0)
+		{
+			SyncTableChanges *tc = &changes->tables[i];
+			List	   *tab_rejected = NIL;
+
+			if (strcmp(tc->name, ref->desc->name) != 0 || tc->nrecords + tc->ndeleted == 0)
+				continue;
+			if (ref->desc->owner >= 0 && !user_known)
 			{
-				if (ref->desc->owner >= 0 &&
-					changes->tables[i].nrecords + changes->tables[i].ndeleted > 0)
-					sync_require_user_id(ref->desc->name);
-				sync_apply_table(ref->desc, &changes->tables[i], &tok, ref->new_since_token, counts);
+				user = sync_current_user_id(NULL);
+				user_known = true;
 			}
+			if (ref->desc->owner >= 0 && user == NULL)
+				sync_no_user(ref->desc->name);
+			sync_apply_table(ref->desc, tc, &tok, ref->new_since_token, user, counts, &tab_rejected);
+			if (tab_rejected != NIL)
+				rejected = lappend(rejected, lcons(ref->desc->name, tab_rejected));
+		}
 	}
+
+	/* {"created": n, "updated": n, "deleted": n[, "experimentalRejectedIds": {...}]} */
+	{
+		MemoryContext spicxt = MemoryContextSwitchTo(callcxt);
+
+		initStringInfo(&result);	/* outlives SPI_finish */
+		MemoryContextSwitchTo(spicxt);
+	}
+	appendStringInfo(&result, "{\"created\":" INT64_FORMAT ",\"updated\":" INT64_FORMAT
+					 ",\"deleted\":" INT64_FORMAT, counts[0], counts[1], counts[2]);
+	if (rejected != NIL)
+	{
+		appendStringInfoString(&result, ",\"experimentalRejectedIds\":{");
+		foreach(lc, rejected)
+		{
+			List	   *ids = lfirst(lc);
+			ListCell   *lc2;
+
+			if (foreach_current_index(lc) > 0)
+				appendStringInfoChar(&result, ',');
+			escape_json(&result, linitial(ids));
+			appendStringInfoString(&result, ":[");
+			for_each_from(lc2, ids, 1)
+			{
+				if (foreach_current_index(lc2) > 1)
+					appendStringInfoChar(&result, ',');
+				escape_json(&result, lfirst(lc2));
+			}
+			appendStringInfoChar(&result, ']');
+		}
+		appendStringInfoChar(&result, '}');
+	}
+	appendStringInfoChar(&result, '}');
 	SPI_finish();
 
 	MemoryContextSwitchTo(oldcxt);
-	result = psprintf("{\"created\":" INT64_FORMAT ",\"updated\":" INT64_FORMAT
-					  ",\"deleted\":" INT64_FORMAT "}", counts[0], counts[1], counts[2]);
+	out = cstring_to_text_with_len(result.data, result.len);
 	MemoryContextDelete(callcxt);
-	PG_RETURN_TEXT_P(cstring_to_text(result));
+	PG_RETURN_TEXT_P(out);
 }
