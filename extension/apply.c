@@ -393,27 +393,56 @@ cmp_apply_rec(const void *a, const void *b)
 	return strcmp(((const ApplyRec *) a)->id, ((const ApplyRec *) b)->id);
 }
 
+/* What run_write needs to rebuild the arguments of a single record. */
+typedef struct WriteBatch
+{
+	SyncTable  *t;
+	const char *colset;			/* NULL: a delete of ids */
+	ApplyRec  **group;
+	char	  **ids;
+	int			n;
+	const char *user;
+} WriteBatch;
+
+/* Arguments of the write for record g of a batch alone. */
+static void
+batch_args(WriteBatch *b, int g, Datum *args)
+{
+	if (b->colset)
+		build_arrays(b->t, b->colset, &b->group[g], 1, b->user, args);
+	else
+		args[0] = sync_ids_array(b->t, &b->ids[g], 1);
+}
+
+/* Id of record g of a batch. */
+static const char *
+batch_id(WriteBatch *b, int g)
+{
+	return b->colset ? b->group[g]->id : b->ids[g];
+}
+
 /*
- * Runs one set-based write in a subtransaction. If it fails, finds the first
- * record that fails on its own and raises the error again naming table and
- * record (a constraint of the table, say), so the client can tell which
- * record to fix. Returns the SPI result code; SPI_tuptable holds RETURNING.
+ * Runs one set-based write in a subtransaction. If it fails, replays the
+ * records one at a time, in order, in a subtransaction that is rolled back,
+ * to find the first record the error comes from (a constraint of the table,
+ * say, or a clash with an earlier record), and raises the error again naming
+ * table and record. Returns the SPI result code; SPI_tuptable holds
+ * RETURNING rows.
  */
 static int
-run_write(SyncTable *t, SPIPlanPtr plan, const char *colset, ApplyRec **group, int ng,
-		  const char *user, Datum *arrays)
+run_write(WriteBatch *b, SPIPlanPtr plan, Datum *args)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	ErrorData  *volatile ed = NULL;
 	volatile int rc = 0;
-	volatile int g;
+	volatile int culprit = -1;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		rc = SPI_execute_plan(plan, arrays, NULL, false, 0);
+		rc = SPI_execute_plan(plan, args, NULL, false, 0);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -431,37 +460,37 @@ run_write(SyncTable *t, SPIPlanPtr plan, const char *colset, ApplyRec **group, i
 	if (ed == NULL)
 		return rc;
 
-	/* which record? try each alone, each in a subtransaction rolled back */
-	for (g = 0; g < ng && ng > 1; g++)
+	if (b->n == 1)
+		culprit = 0;
+	else
 	{
-		Datum	   *one = palloc(sizeof(Datum) * t->ncols);
-		volatile bool failed = false;
+		Datum	   *one = palloc(sizeof(Datum) * (b->t->ncols + 1));
 
-		build_arrays(t, colset, &group[g], 1, user, one);
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(cxt);
 		PG_TRY();
 		{
-			SPI_execute_plan(plan, one, NULL, false, 0);
+			for (int g = 0; g < b->n; g++)
+			{
+				culprit = g;
+				batch_args(b, g, one);
+				SPI_execute_plan(plan, one, NULL, false, 0);
+			}
+			culprit = -1;
 		}
 		PG_CATCH();
 		{
 			MemoryContextSwitchTo(cxt);
 			FlushErrorState();
-			failed = true;
 		}
 		PG_END_TRY();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		if (failed)
-		{
-			ed->message = psprintf("record \"%s\" of table \"%s\": %s", group[g]->id, t->name, ed->message);
-			break;
-		}
 	}
-	if (ng == 1)
-		ed->message = psprintf("record \"%s\" of table \"%s\": %s", group[0]->id, t->name, ed->message);
+	if (culprit >= 0)
+		ed->message = psprintf("record \"%s\" of table \"%s\": %s",
+							   batch_id(b, culprit), b->t->name, ed->message);
 	ReThrowError(ed);
 	return 0;					/* not reached */
 }
@@ -644,13 +673,15 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 				delids[nd++] = delids[i];
 		if (nd > 0)
 		{
+			WriteBatch	b = {t, NULL, NULL, delids, nd, user};
+
 			if (t->delete_plan == NULL)
 				t->delete_plan = sync_prepare(
 					psprintf("DELETE FROM ONLY %s WHERE %s = ANY($1)", t->qualname,
 							 quote_identifier(t->cols[t->key].name)),
 					1, &t->cols[t->key].arraytypid);
 			arg[0] = sync_ids_array(t, delids, nd);
-			rc = SPI_execute_plan(t->delete_plan, arg, NULL, false, 0);
+			rc = run_write(&b, t->delete_plan, arg);
 			sync_check_spi(rc, SPI_OK_DELETE, "deleting rows");
 			counts[2] += SPI_processed;
 		}
@@ -695,6 +726,7 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 						g;
 			SyncWritePlan *wp;
 			Datum	   *arrays;
+			WriteBatch	batch;
 
 			if (done[i] || recs[i].drop || recs[i].exists != (pass == 1))
 				continue;
@@ -709,13 +741,19 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 			wp = write_plan(t, recs[i].colset);
 			arrays = palloc(sizeof(Datum) * t->ncols);
 			build_arrays(t, recs[i].colset, group, ng, user, arrays);
+			batch.t = t;
+			batch.colset = recs[i].colset;
+			batch.group = group;
+			batch.ids = NULL;
+			batch.n = ng;
+			batch.user = user;
 			if (pass == 0)
 			{
 				HTAB	   *inserted = sync_idset_create();
 				char	  **missing = palloc(sizeof(char *) * ng);
 				int			nm = 0;
 
-				rc = run_write(t, wp->insert_plan, recs[i].colset, group, ng, user, arrays);
+				rc = run_write(&batch, wp->insert_plan, arrays);
 				sync_check_spi(rc, SPI_OK_INSERT_RETURNING, "inserting rows");
 				counts[0] += SPI_processed;
 				for (j = 0; j < SPI_processed; j++)
@@ -755,7 +793,7 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 			}
 			else if (wp->update_plan)
 			{
-				rc = run_write(t, wp->update_plan, recs[i].colset, group, ng, user, arrays);
+				rc = run_write(&batch, wp->update_plan, arrays);
 				sync_check_spi(rc, SPI_OK_UPDATE, "updating rows");
 				counts[1] += SPI_processed;
 			}
