@@ -730,14 +730,20 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 
 			if (done[i] || recs[i].drop || recs[i].exists != (pass == 1))
 				continue;
+			/*
+			 * One statement per run of records (in id order) sharing a column
+			 * set, so rows are always written in id order.
+			 */
 			group = palloc(sizeof(ApplyRec *) * nrec);
 			for (g = i; g < nrec; g++)
-				if (!done[g] && !recs[g].drop && recs[g].exists == (pass == 1) &&
-					strcmp(recs[g].colset, recs[i].colset) == 0)
-				{
-					group[ng++] = &recs[g];
-					done[g] = true;
-				}
+			{
+				if (done[g] || recs[g].drop || recs[g].exists != (pass == 1))
+					continue;
+				if (strcmp(recs[g].colset, recs[i].colset) != 0)
+					break;
+				group[ng++] = &recs[g];
+				done[g] = true;
+			}
 			wp = write_plan(t, recs[i].colset);
 			arrays = palloc(sizeof(Datum) * t->ncols);
 			build_arrays(t, recs[i].colset, group, ng, user, arrays);
