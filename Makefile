@@ -17,3 +17,8 @@ EXTRA_CLEAN = results regression.diffs regression.out output_iso
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# the local server of README's first command
+.PHONY: run
+run:
+	bash examples/run.sh

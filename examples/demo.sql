@@ -24,6 +24,20 @@ CREATE TABLE IF NOT EXISTS tags (
     label text NOT NULL
 );
 
+-- the roles PostgREST and Supabase use
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
+        CREATE ROLE anon NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
+        CREATE ROLE authenticated NOLOGIN;
+    END IF;
+END
+$$;
+GRANT SELECT, INSERT, UPDATE, DELETE ON projects, tasks TO authenticated;
+GRANT SELECT ON tags TO anon, authenticated;
+
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM _pg_sync.tables WHERE name = 'projects') THEN

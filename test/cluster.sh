@@ -2,7 +2,8 @@
 # Throwaway PostgreSQL cluster on a private socket.
 #   test/cluster.sh start DIR [PORT]   creates (if needed) and starts; prints env to source
 #   test/cluster.sh stop DIR
-# As root, the cluster runs as the unprivileged "postgres" user.
+# As root, the cluster runs as the unprivileged "postgres" user. PGSYNC_LISTEN=127.0.0.1
+# also opens TCP on loopback (set when the cluster is created).
 set -euo pipefail
 cmd=${1:?start|stop}; dir=$(realpath -m "${2:?directory}"); port=${3:-54329}
 bindir=$(pg_config --bindir)
@@ -16,7 +17,7 @@ start)
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     as_pg "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >"$dir/initdb.log"
     cat >>"$dir/data/postgresql.conf" <<CONF
-listen_addresses = ''
+listen_addresses = '${PGSYNC_LISTEN:-}'
 unix_socket_directories = '$dir/sock'
 port = $port
 fsync = off
