@@ -80,6 +80,16 @@ number_text(SyncValue *v)
 	return buf;
 }
 
+/* Raises the error for a number of milliseconds outside the column's range. */
+static void
+millis_out_of_range(SyncTable *t, SyncColumn *col, const char *id, SyncValue *v)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+			 errmsg("invalid value for column \"%s\" of table \"%s\" in record \"%s\": %s milliseconds is out of range",
+					col->name, t->name, id, number_text(v))));
+}
+
 /* Epoch milliseconds of a JSON number; errors when out of range. */
 static double
 millis(SyncTable *t, SyncColumn *col, const char *id, SyncValue *v)
@@ -88,10 +98,7 @@ millis(SyncTable *t, SyncColumn *col, const char *id, SyncValue *v)
 
 	/* PostgreSQL's own range: 4713 BC to 294276 AD, about +/- 9.2e15 ms */
 	if (!(ms > -210866803200000.0 && ms < 9224318016000000.0))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("invalid value for column \"%s\" of table \"%s\" in record \"%s\": %s milliseconds is out of range",
-						col->name, t->name, id, number_text(v))));
+		millis_out_of_range(t, col, id, v);
 	return ms;
 }
 
@@ -141,10 +148,7 @@ sync_value_to_datum(SyncTable *t, SyncColumn *col, const char *id, SyncValue *v,
 				Timestamp	ts = (Timestamp) llround(ms * 1000.0) - EPOCH_SHIFT_MS * 1000;
 
 				if (!IS_VALID_TIMESTAMP(ts))
-					ereport(ERROR,
-							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-							 errmsg("invalid value for column \"%s\" of table \"%s\" in record \"%s\": %s milliseconds is out of range",
-									col->name, t->name, id, number_text(v))));
+					millis_out_of_range(t, col, id, v);
 				if (col->typid != col->basetypid)
 					return call_input(t, col, id,
 									  DatumGetCString(DirectFunctionCall1(col->basetypid == TIMESTAMPOID ? timestamp_out : timestamptz_out,
@@ -161,10 +165,7 @@ sync_value_to_datum(SyncTable *t, SyncColumn *col, const char *id, SyncValue *v,
 				DateADT		d = (DateADT) (floor(ms / 86400000.0) - 10957);
 
 				if (!IS_VALID_DATE(d))
-					ereport(ERROR,
-							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-							 errmsg("invalid value for column \"%s\" of table \"%s\" in record \"%s\": %s milliseconds is out of range",
-									col->name, t->name, id, number_text(v))));
+					millis_out_of_range(t, col, id, v);
 				if (col->typid != col->basetypid)
 					return call_input(t, col, id,
 									  DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(d))));

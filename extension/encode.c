@@ -23,13 +23,6 @@
 /* milliseconds between 1970-01-01 and 2000-01-01 */
 #define EPOCH_SHIFT_MS	INT64CONST(946684800000)
 
-/* Appends str as a JSON string. */
-void
-sync_encode_string(StringInfo buf, const char *str)
-{
-	escape_json(buf, str);
-}
-
 /* Floor division of a by b (b > 0). */
 static inline int64
 floor_div(int64 a, int64 b)

@@ -193,7 +193,6 @@ extern void sync_no_user(const char *table) pg_attribute_noreturn();
 
 /* encode.c */
 extern void sync_encode_value(StringInfo buf, SyncColumn *col, Datum value, bool isnull);
-extern void sync_encode_string(StringInfo buf, const char *str);
 typedef struct SyncPullSink
 {
 	StringInfo	updated;
