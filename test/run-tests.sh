@@ -14,6 +14,8 @@ need=()
 for pkg in postgresql-15 postgresql-server-dev-15 libjansson-dev build-essential; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null || exit 1
@@ -59,5 +61,12 @@ for interval in 0 100; do
     failed=$((failed + 1)); echo "stress ($interval ms) ... FAILED"; status=1
   fi
 done
+echo "== push fuzz (random and malformed documents: clean errors, no crash)"
+if node test/fuzz/push-fuzz.mjs 3000; then
+  passed=$((passed + 1)); echo "fuzz ... ok"
+else
+  failed=$((failed + 1)); echo "fuzz ... FAILED"; status=1
+fi
+
 echo "$passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
