@@ -48,6 +48,7 @@ const q = (s) => "'" + s.replaceAll("'", "''") + "'"
 let sql = `\\set ON_ERROR_STOP 0
 \\set VERBOSITY terse
 SET client_min_messages = error;
+CREATE EXTENSION IF NOT EXISTS pg_sync;
 DROP TABLE IF EXISTS fz CASCADE;
 CREATE TABLE fz (id text PRIMARY KEY, txt text, n int CHECK (n <> 13), f float8, b boolean, ts timestamptz, d date, j jsonb, u uuid);
 SELECT sync_register_table('fz');
