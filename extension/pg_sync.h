@@ -112,6 +112,7 @@ typedef struct SyncToken
 	int64		id;				/* 0: nothing seen yet */
 	Datum		snap;			/* pg_snapshot, when id != 0 */
 	char	   *snap_text;
+	bool		young;			/* recorded less than checkpoint_interval ago */
 } SyncToken;
 
 /* --- decoded push documents (decode.c) --- */

@@ -44,7 +44,7 @@ check_range(int64 token)
 void
 sync_token_resolve(int64 token, SyncToken *out)
 {
-	Datum		args[1];
+	Datum		args[2];
 	int			rc;
 	bool		isnull;
 	int64		lineage,
@@ -57,15 +57,18 @@ sync_token_resolve(int64 token, SyncToken *out)
 
 	if (resolve_plan == NULL)
 	{
-		Oid			types[1] = {INT8OID};
+		Oid			types[2] = {INT8OID, INT4OID};
 
 		resolve_plan = sync_prepare(
-			"SELECT snap, snap::text FROM _pg_sync.checkpoints WHERE id = $1", 1, types);
+			"SELECT snap, snap::text,"
+			"       pg_catalog.clock_timestamp() - created_at < $2 * interval '1 ms'"
+			"  FROM _pg_sync.checkpoints WHERE id = $1", 2, types);
 		bounds_plan = sync_prepare(
 			"SELECT s.lineage_start, (SELECT min(id) FROM _pg_sync.checkpoints)"
 			"  FROM _pg_sync.state s", 0, NULL);
 	}
 	args[0] = Int64GetDatum(token);
+	args[1] = Int32GetDatum(sync_checkpoint_interval_ms);
 	rc = SPI_execute_plan(resolve_plan, args, NULL, true, 1);
 	sync_check_spi(rc, SPI_OK_SELECT, "resolving a token");
 	if (SPI_processed == 1)
@@ -74,6 +77,7 @@ sync_token_resolve(int64 token, SyncToken *out)
 		out->snap = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		out->snap = datumCopy(out->snap, false, -1);
 		out->snap_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		out->young = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 		return;
 	}
 
@@ -268,10 +272,11 @@ snapshot_without_own_xid(const char *text)
  * and the current snapshot. The current snapshot is best (exact: every row
  * read belongs to it). The newest checkpoint is reused instead when it holds
  * the same snapshot, or when this transaction cannot write, or when it is
- * younger than pg_sync.checkpoint_interval and is not the caller's own token
- * -- but only if it contains everything prev had seen (checkpoint ids do not
- * follow snapshot order), else a new one is recorded, or, read-only, prev is
- * kept. *exact says whether the chosen checkpoint equals the snapshot the
+ * younger than pg_sync.checkpoint_interval and the caller's own token is not
+ * (a client pulling again at once -- after a push conflict, say -- must see
+ * what committed since) -- but only if it contains everything prev had seen
+ * (checkpoint ids do not follow snapshot order), else a new one is recorded,
+ * or, read-only, prev is kept. *exact says whether the chosen checkpoint equals the snapshot the
  * rows are read in; *must_insert that the caller has to record it with
  * sync_token_record() (done last, after every read).
  */
@@ -316,7 +321,7 @@ sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text,
 		same = strcmp(newest_text, own_text ? own_text : cur_text) == 0;
 		usable = prev->id == 0 || newest_id == prev->id ||
 			snap_contains(newest_text, prev->snap_text);
-		if (usable && (same || !can_write() || (young && prev->id != newest_id)))
+		if (usable && (same || !can_write() || (young && !prev->young && prev->id != newest_id)))
 		{
 			out->id = newest_id;
 			out->snap = datumCopy(SPI_getbinval(tup, td, 2, &isnull), false, -1);

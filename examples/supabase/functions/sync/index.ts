@@ -25,7 +25,9 @@ const roles = new Set((Deno.env.get("SYNC_ROLES") ?? "authenticated,anon").split
 
 // SQLSTATE -> HTTP status. Everything else is a 500 without details.
 function statusFor(code: string): number {
-  if (code === "SY001") return 409; // push conflict: pull, then push again
+  // push conflict, or the push lost a deadlock / serialization race: pull, then push again
+  if (code === "SY001" || code === "40001" || code === "40P01") return 409;
+  if (code === "55P03" || code === "57014") return 503; // lock not available, statement timeout: retry later
   if (code === "SY002" || code === "SY003") return 410; // token expired/unknown: reset the client
   if (code === "28000") return 401; // no user id
   if (code === "42501") return 403; // not allowed
