@@ -2,8 +2,10 @@
 # Runs every test of pg_sync on a fresh Debian machine: installs what is
 # missing, builds and installs the extension, starts a throwaway cluster on a
 # private socket, runs the pg_regress suite and the isolation specs, stops
-# the cluster. Also runs the convergence stress test. Exits non-zero on any
-# failure and prints regression.diffs.
+# the cluster. Also runs the convergence stress test, the push fuzz test and
+# the end-to-end suite (real WatermelonDB clients through the edge function,
+# with clusters of their own). Exits non-zero on any failure and prints
+# regression.diffs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -66,6 +68,17 @@ if node test/fuzz/push-fuzz.mjs 3000; then
   passed=$((passed + 1)); echo "fuzz ... ok"
 else
   failed=$((failed + 1)); echo "fuzz ... FAILED"; status=1
+fi
+
+echo "== end-to-end: WatermelonDB clients through the edge function"
+bash test/e2e/run.sh 2>&1 | tee e2e.log
+e2e_status=${PIPESTATUS[0]}
+e2e_pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' e2e.log | tail -1)
+e2e_fail=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' e2e.log | tail -1)
+rm -f e2e.log
+passed=$((passed + ${e2e_pass:-0})); failed=$((failed + ${e2e_fail:-0}))
+if [ "$e2e_status" -ne 0 ]; then
+  status=1; [ "${e2e_fail:-0}" -eq 0 ] && failed=$((failed + 1))
 fi
 
 echo "$passed passed, $failed failed"

@@ -6,8 +6,10 @@
 //   Authorization: Bearer <JWT signed HS256 with the project's JWT secret>
 //
 // Environment: SUPABASE_DB_URL (or DATABASE_URL), JWT_SECRET (or
-// SUPABASE_JWT_SECRET), optional DB_POOL_SIZE (default 10) and
-// SYNC_ROLES (roles a token may act as; default "authenticated,anon").
+// SUPABASE_JWT_SECRET), optional DB_POOL_SIZE (default 10), SYNC_ROLES (roles
+// a token may act as; default "authenticated,anon") and SYNC_LOCK_TIMEOUT (how
+// long a push waits for row locks held by others before answering 503;
+// default "5s").
 import postgres from "npm:postgres@3.4.5";
 import { jwtVerify } from "npm:jose@5.9.6";
 
@@ -21,6 +23,7 @@ const sql = postgres(dbUrl, {
   onnotice: () => {},
 });
 const key = new TextEncoder().encode(secret);
+const lockTimeout = Deno.env.get("SYNC_LOCK_TIMEOUT") ?? "5s";
 const roles = new Set((Deno.env.get("SYNC_ROLES") ?? "authenticated,anon").split(",").map((r) => r.trim()));
 
 // SQLSTATE -> HTTP status. Everything else is a 500 without details.
@@ -79,6 +82,7 @@ export async function handle(req: Request): Promise<Response> {
   try {
     const body = await sql.begin(async (tx) => {
       await tx.unsafe(`SET LOCAL ROLE "${role.replaceAll('"', '""')}"`);
+      await tx`SELECT set_config('lock_timeout', ${lockTimeout}, true)`;
       await tx`SELECT set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
       if (route === "pull") {
         const [row] = await tx`

@@ -1,0 +1,735 @@
+// Shared helpers of the end-to-end suite:
+//   - a throwaway PostgreSQL 15 cluster with pg_sync and the test schema (test/cluster.sh),
+//   - the edge function of examples/supabase/functions/sync run by Deno,
+//   - JWTs signed with jose,
+//   - devices: in-memory WatermelonDB databases (LokiJSAdapter) synced with WatermelonDB's own
+//     synchronize(), talking HTTP to the edge function,
+//   - WatermelonDB's logger, captured,
+//   - the convergence assertion: every device of a user holds exactly the database's rows.
+//
+// Every test file starts its own stack (cluster + function) and stops it when done.
+import { spawn, execFile, execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import net from 'node:net'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
+import { randomBytes, randomUUID } from 'node:crypto'
+import assert from 'node:assert/strict'
+import { before, after, beforeEach, afterEach } from 'node:test'
+import { SignJWT } from 'jose'
+
+const require = createRequire(import.meta.url)
+const { Database, Model, appSchema, tableSchema } = require('@nozbe/watermelondb')
+const LokiJSAdapter = require('@nozbe/watermelondb/adapters/lokijs').default
+const { synchronize, hasUnsyncedChanges } = require('@nozbe/watermelondb/sync')
+const { field, date, readonly } = require('@nozbe/watermelondb/decorators')
+const logger = require('@nozbe/watermelondb/utils/common/logger').default
+
+const E2E_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const REPO = path.resolve(E2E_DIR, '../..')
+const CLUSTER_SH = path.join(REPO, 'test/cluster.sh')
+const FUNCTION_DIR = path.join(REPO, 'examples/supabase/functions/sync')
+const DENO = path.join(E2E_DIR, 'node_modules/.bin/deno')
+const PG_BINDIR = process.env.PG_BINDIR ?? execFileSync('pg_config', ['--bindir']).toString().trim()
+// The cluster takes the first free port from here (never one of the ports other suites use).
+const PG_PORT_FIRST = Number(process.env.PGSYNC_E2E_PORT ?? 54360)
+
+// ---------------------------------------------------------------------------------------------
+// WatermelonDB's logger. Installed when this module loads, before any database exists, so that
+// nothing WatermelonDB logs escapes. Entries: {level: 'debug'|'log'|'warn'|'error', text}.
+
+// What LokiJSAdapter logs (level "log") while it opens a database and when a database is reset
+// (a new database goes through the reset path too). Nothing else is expected, ever, in a normal run.
+const LOKI_LIFECYCLE = new Set([
+  '[Loki] Initializing IndexedDB',
+  '[Loki] Database loaded',
+  '[Loki] Empty database, setting up',
+  '[Loki] Database is now reset',
+  '[Loki] Setting up schema',
+  '[Loki] Database collections set up',
+])
+
+function messageText(m) {
+  if (m instanceof Error) return m.message
+  if (typeof m === 'string') return m
+  try {
+    return JSON.stringify(m)
+  } catch {
+    return String(m)
+  }
+}
+
+export const watermelonLog = {
+  entries: [],
+  // Everything except the adapter's lifecycle messages; each test asserts this is empty.
+  unexpected() {
+    return this.entries.filter((e) => !(e.level === 'log' && LOKI_LIFECYCLE.has(e.text)))
+  },
+  clear() {
+    this.entries = []
+  },
+}
+for (const level of ['debug', 'log', 'warn', 'error']) {
+  logger[level] = (...messages) => {
+    watermelonLog.entries.push({ level, text: messages.map(messageText).join(' ') })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small process helpers
+
+function run(cmd, args, { input, env } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, { env: env ?? process.env, maxBuffer: 256 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${path.basename(cmd)} ${args.join(' ')} failed: ${stderr || err.message}`))
+      else resolve(stdout)
+    })
+    if (input !== undefined) child.stdin.end(input)
+  })
+}
+
+function portIsFree(port) {
+  return new Promise((resolve) => {
+    const srv = net.createServer()
+    srv.once('error', () => resolve(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
+  })
+}
+
+function anyFreePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+// SQL literal for values the tests control (ids, user ids, text).
+export function lit(value) {
+  if (value === null || value === undefined) return 'NULL'
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  return `'${String(value).replaceAll("'", "''")}'`
+}
+
+// ---------------------------------------------------------------------------------------------
+// The database schema. tasks is per user (owner_id), projects is shared by everyone.
+const SCHEMA_SQL = `
+CREATE EXTENSION pg_sync;
+CREATE ROLE authenticated NOLOGIN;
+CREATE ROLE anon NOLOGIN;
+
+CREATE TABLE projects (
+    id         text PRIMARY KEY,
+    name       text NOT NULL,
+    color      text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE tasks (
+    id         text PRIMARY KEY,
+    owner_id   text NOT NULL,
+    project_id text,
+    title      text,
+    body       text,
+    is_done    boolean,
+    position   double precision,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+SELECT sync_register_table('projects');
+SELECT sync_register_table('tasks', owner_column => 'owner_id');
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON tasks, projects TO authenticated;
+GRANT SELECT ON projects TO anon;
+`
+
+// The database's rows in the shape a device stores them: timestamps as epoch milliseconds
+// (pg_sync floors microseconds to milliseconds), everything else as JSON gives it.
+const ms = (column) => `floor(extract(epoch FROM ${column}) * 1000)::bigint AS ${column}`
+const DB_ROWS = {
+  tasks: (user) => `SELECT id, owner_id, project_id, title, body, is_done, position,
+                           ${ms('created_at')}, ${ms('updated_at')}
+                    FROM tasks WHERE owner_id = ${lit(user.id)}`,
+  projects: () => `SELECT id, name, color, ${ms('created_at')}, ${ms('updated_at')} FROM projects`,
+}
+export const TABLES = Object.keys(DB_ROWS)
+
+// ---------------------------------------------------------------------------------------------
+// The client side: WatermelonDB schema and models, as an app would declare them (decorators
+// applied by hand, no Babel).
+const clientSchema = appSchema({
+  version: 1,
+  tables: [
+    tableSchema({
+      name: 'projects',
+      columns: [
+        { name: 'name', type: 'string' },
+        { name: 'color', type: 'string', isOptional: true },
+        { name: 'created_at', type: 'number' },
+        { name: 'updated_at', type: 'number' },
+      ],
+    }),
+    tableSchema({
+      name: 'tasks',
+      columns: [
+        { name: 'owner_id', type: 'string' },
+        { name: 'project_id', type: 'string', isOptional: true },
+        { name: 'title', type: 'string', isOptional: true },
+        { name: 'body', type: 'string', isOptional: true },
+        { name: 'is_done', type: 'boolean', isOptional: true },
+        { name: 'position', type: 'number', isOptional: true },
+        { name: 'created_at', type: 'number' },
+        { name: 'updated_at', type: 'number' },
+      ],
+    }),
+  ],
+})
+
+function decorate(ModelClass, props) {
+  for (const [key, decorators] of Object.entries(props)) {
+    // Legacy decorators: (target, key, descriptor) => descriptor, innermost first.
+    let descriptor
+    for (const d of decorators.slice().reverse()) descriptor = d(ModelClass.prototype, key, descriptor)
+    Object.defineProperty(ModelClass.prototype, key, descriptor)
+  }
+}
+
+class Project extends Model {
+  static table = 'projects'
+}
+decorate(Project, {
+  name: [field('name')],
+  color: [field('color')],
+  createdAt: [readonly, date('created_at')],
+  updatedAt: [readonly, date('updated_at')], // WatermelonDB touches updated_at on every update
+})
+
+class Task extends Model {
+  static table = 'tasks'
+}
+decorate(Task, {
+  ownerId: [field('owner_id')],
+  projectId: [field('project_id')],
+  title: [field('title')],
+  body: [field('body')],
+  isDone: [field('is_done')],
+  position: [field('position')],
+  createdAt: [readonly, date('created_at')],
+  updatedAt: [readonly, date('updated_at')],
+})
+
+// ---------------------------------------------------------------------------------------------
+// HTTP client of the edge function
+
+export class SyncHttpError extends Error {
+  constructor(route, status, code, message) {
+    super(`${route}: HTTP ${status} ${code ?? ''} ${message}`)
+    this.route = route
+    this.status = status
+    this.code = code
+  }
+}
+
+async function post(url, token, body, fetchImpl = fetch) {
+  const res = await fetchImpl(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  const text = await res.text()
+  if (!res.ok) {
+    // Non-2xx must reject: WatermelonDB marks pushed records as synced whenever pushChanges resolves.
+    let parsed = {}
+    try {
+      parsed = JSON.parse(text)
+    } catch {}
+    throw new SyncHttpError(new URL(url).pathname, res.status, parsed.code, parsed.error ?? text)
+  }
+  return JSON.parse(text)
+}
+
+const countChanges = (changes) =>
+  Object.values(changes ?? {}).reduce((n, t) => n + t.created.length + t.updated.length + t.deleted.length, 0)
+
+// ---------------------------------------------------------------------------------------------
+// Devices
+
+export class Device {
+  constructor(stack, user, name) {
+    this.stack = stack
+    this.user = user
+    this.name = name
+    this.database = new Database({
+      adapter: new LokiJSAdapter({
+        schema: clientSchema,
+        dbName: `${name}-${randomUUID()}`,
+        useWebWorker: false,
+        // No IndexedDB in Node: the adapter falls back to LokiJS's in-memory store either way.
+        // `true` picks the non-deprecated option, so the adapter logs no deprecation warning.
+        useIncrementalIndexedDB: true,
+        // No autosave timer (it would keep Node alive); nothing is persisted anyway.
+        extraLokiOptions: { autosave: false },
+      }),
+      modelClasses: [Project, Task],
+    })
+    this.syncs = [] // one report per sync(), see below
+  }
+
+  // --- what the app does -------------------------------------------------------------------
+
+  async create(table, props) {
+    return this.database.write(async () => {
+      const record = await this.database.get(table).create((r) => {
+        if (table === 'tasks') r.ownerId = this.user.id // the app knows who is signed in
+        Object.assign(r, props)
+      })
+      return record.id
+    })
+  }
+
+  async update(table, id, props) {
+    await this.database.write(async () => {
+      const record = await this.database.get(table).find(id)
+      await record.update((r) => Object.assign(r, props))
+    })
+  }
+
+  async remove(table, id) {
+    await this.database.write(async () => {
+      const record = await this.database.get(table).find(id)
+      await record.markAsDeleted() // deleted locally, the deletion is pushed by the next sync
+    })
+  }
+
+  async has(table, id) {
+    const found = await this.database.get(table).query().fetch()
+    return found.some((r) => r.id === id)
+  }
+
+  // Raw records (live ones), sorted by id.
+  async raws(table) {
+    const records = await this.database.get(table).query().fetch()
+    return records.map((r) => ({ ...r._raw })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  async raw(table, id) {
+    return (await this.raws(table)).find((r) => r.id === id)
+  }
+
+  async unsynced() {
+    return hasUnsyncedChanges({ database: this.database })
+  }
+
+  // --- sync ----------------------------------------------------------------------------------
+
+  // One WatermelonDB synchronize() call. hooks (first attempt only):
+  //   afterPull(pullResult): runs after the server answered the pull, before the client applies it
+  //                          and pushes (a write injected here lands between pull and push);
+  //   pushFetch:            fetch implementation used for the push.
+  async #synchronizeOnce(hooks, report) {
+    const attempt = { lastPulledAt: undefined, timestamp: undefined, pulled: 0, pushed: null, error: null }
+    report.attempts.push(attempt)
+    const base = this.stack.functionUrl
+    const token = this.user.token
+    try {
+      await synchronize({
+        database: this.database,
+        sendCreatedAsUpdated: true, // pg_sync sends every live record in `updated`
+        pullChanges: async ({ lastPulledAt, schemaVersion, migration }) => {
+          attempt.lastPulledAt = lastPulledAt
+          const result = await post(`${base}/pull`, token, { lastPulledAt, schemaVersion, migration })
+          attempt.timestamp = result.timestamp
+          attempt.pulled = countChanges(result.changes)
+          attempt.pullResult = result
+          if (hooks.afterPull) await hooks.afterPull(result)
+          return result
+        },
+        pushChanges: async ({ changes, lastPulledAt }) => {
+          attempt.pushed = countChanges(changes)
+          attempt.pushedChanges = changes
+          attempt.pushLastPulledAt = lastPulledAt
+          // The server answers {"created": n, "updated": n, "deleted": n} and, when records were
+          // rejected, experimentalRejectedIds, which WatermelonDB reads from the returned object.
+          attempt.pushResult = await post(`${base}/push`, token, { changes, lastPulledAt }, hooks.pushFetch)
+          return attempt.pushResult
+        },
+      })
+    } catch (error) {
+      attempt.error = error
+      throw error
+    }
+  }
+
+  // The app's sync routine: synchronize(), and on the two documented failures:
+  //   409 (SY001, push conflict): synchronize() again, once. WatermelonDB's docs: the push must
+  //       fail when a pushed record changed on the server since the pull; the client then pulls
+  //       (merging per column) and pushes again. The records were not marked as synced, since
+  //       pushChanges rejected.
+  //   410 (SY002/SY003, token refused): README's reset path. The local database is wiped
+  //       (database.unsafeResetDatabase(), which also forgets lastPulledAt) and synchronize() runs
+  //       again from lastPulledAt = null, a first pull. Local changes not yet pushed are lost by this
+  //       path; the report records whether there were any (hasUnsyncedChanges before the wipe).
+  // Returns a report: {attempts: [...], recovery: null | '409-retry' | '410-reset', log: [...]}
+  // where log holds what WatermelonDB logged during the whole routine.
+  async sync(hooks = {}) {
+    const report = { device: this.name, attempts: [], recovery: null, log: [] }
+    this.syncs.push(report)
+    const logStart = watermelonLog.entries.length
+    try {
+      try {
+        await this.#synchronizeOnce(hooks, report)
+      } catch (error) {
+        if (!(error instanceof SyncHttpError)) throw error
+        if (error.status === 409 && error.route.endsWith('/push')) {
+          report.recovery = '409-retry'
+          await this.#synchronizeOnce({}, report)
+        } else if (error.status === 410) {
+          report.recovery = '410-reset'
+          report.discardedUnsyncedChanges = await this.unsynced()
+          await this.database.write(() => this.database.unsafeResetDatabase())
+          await this.#synchronizeOnce({}, report)
+        } else {
+          throw error
+        }
+      }
+    } finally {
+      report.log = watermelonLog.entries.slice(logStart)
+    }
+    return report
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stack: cluster + schema + edge function
+
+// options.checkpointInterval: pg_sync.checkpoint_interval for the database, '0' unless told.
+// options.functionEnv: extra environment for the edge function.
+// With 0 every pull that follows a commit records a fresh checkpoint, so a pull always answers up to
+// the last committed write. With the default (100ms; pass null to keep it) a pull made right after
+// another device's push may answer from the previous checkpoint and leave that push for the next
+// pull: correct, but it would make exact assertions depend on timing.
+export async function startStack(options = {}) {
+  const stack = new Stack(options)
+  try {
+    await stack.start()
+  } catch (e) {
+    await stack.stop()
+    throw e
+  }
+  return stack
+}
+
+class Stack {
+  constructor({ checkpointInterval = '0', functionEnv = {} } = {}) {
+    this.checkpointInterval = checkpointInterval
+    this.functionEnv = functionEnv
+    this.secret = randomBytes(32).toString('hex')
+    this.key = new TextEncoder().encode(this.secret)
+    this.fnOutput = ''
+    this.#onExit = () => this.#stopNow()
+    this.#onSignal = (signal) => {
+      this.#stopNow()
+      process.exit(signal === 'SIGINT' ? 130 : 143)
+    }
+  }
+
+  #onExit
+  #onSignal
+  #sessions = new Set()
+  #fn = null
+  #clusterUp = false
+
+  async start() {
+    // Cluster
+    this.dir = mkdtempSync(path.join(tmpdir(), 'pg_sync_e2e.'))
+    this.pgPort = await this.#freePgPort()
+    process.once('exit', this.#onExit)
+    process.once('SIGINT', this.#onSignal)
+    process.once('SIGTERM', this.#onSignal)
+    this.#clusterUp = true // from here on, stopping is needed (and harmless if it never started)
+    await run(CLUSTER_SH, ['start', this.dir, String(this.pgPort)], {
+      env: { ...process.env, PGSYNC_LISTEN: '127.0.0.1' },
+    })
+    this.sock = path.join(this.dir, 'sock')
+    await this.sql(SCHEMA_SQL)
+    if (this.checkpointInterval !== null) {
+      await this.sql(`ALTER DATABASE postgres SET pg_sync.checkpoint_interval = ${lit(this.checkpointInterval)};`)
+    }
+    // Edge function
+    await this.#startFunction()
+  }
+
+  async #freePgPort() {
+    for (let port = PG_PORT_FIRST; port < PG_PORT_FIRST + 20; port++) {
+      if (await portIsFree(port)) return port
+    }
+    throw new Error(`no free port in ${PG_PORT_FIRST}..${PG_PORT_FIRST + 19}`)
+  }
+
+  async #startFunction() {
+    let lastError
+    for (let tries = 0; tries < 3; tries++) {
+      const port = await anyFreePort()
+      try {
+        await this.#spawnFunction(port)
+        this.functionUrl = `http://127.0.0.1:${port}/functions/v1/sync`
+        return
+      } catch (e) {
+        lastError = e // e.g. the port was taken in between: try another one
+      }
+    }
+    throw lastError
+  }
+
+  #spawnFunction(port) {
+    return new Promise((resolve, reject) => {
+      const child = spawn(
+        DENO,
+        ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write=.', '--allow-sys', 'index.ts'],
+        {
+          cwd: FUNCTION_DIR,
+          env: {
+            ...process.env,
+            DATABASE_URL: `postgres://postgres@127.0.0.1:${this.pgPort}/postgres`,
+            JWT_SECRET: this.secret,
+            PORT: String(port),
+            HOST: '127.0.0.1',
+            NO_COLOR: '1',
+            ...this.functionEnv,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      )
+      let ready = false
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL')
+        reject(new Error(`edge function did not start within 120s:\n${this.fnOutput}`))
+      }, 120_000)
+      const onData = (chunk) => {
+        this.fnOutput += chunk
+        if (!ready && /Listening on http/.test(this.fnOutput)) {
+          ready = true
+          clearTimeout(timer)
+          this.#fn = child
+          resolve()
+        }
+      }
+      child.stdout.setEncoding('utf8').on('data', onData)
+      child.stderr.setEncoding('utf8').on('data', onData)
+      child.once('exit', (code, signal) => {
+        if (this.#fn === child) this.#fn = null
+        if (!ready) {
+          clearTimeout(timer)
+          reject(new Error(`edge function exited (${code ?? signal}):\n${this.fnOutput}`))
+        }
+      })
+    })
+  }
+
+  async stop() {
+    for (const s of this.#sessions) s.child.kill('SIGKILL') // sessions a failed test left open
+    if (this.#fn) {
+      const child = this.#fn
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      await exited
+    }
+    if (this.#clusterUp) {
+      await run(CLUSTER_SH, ['stop', this.dir])
+      this.#clusterUp = false
+    }
+    if (this.dir && existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true })
+    process.removeListener('exit', this.#onExit)
+    process.removeListener('SIGINT', this.#onSignal)
+    process.removeListener('SIGTERM', this.#onSignal)
+  }
+
+  // Last resort when the test process exits without after() having run.
+  #stopNow() {
+    for (const s of this.#sessions) s.child.kill('SIGKILL')
+    try {
+      this.#fn?.kill('SIGKILL')
+    } catch {}
+    if (this.#clusterUp) {
+      try {
+        execFileSync(CLUSTER_SH, ['stop', this.dir], { stdio: 'ignore' })
+        rmSync(this.dir, { recursive: true, force: true })
+      } catch {}
+    }
+  }
+
+  // --- SQL as the superuser ---------------------------------------------------------------------
+
+  sql(text) {
+    return run(
+      path.join(PG_BINDIR, 'psql'),
+      ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', this.sock, '-p', String(this.pgPort), '-U', 'postgres', '-d', 'postgres', '-f', '-'],
+      { input: text },
+    ).then((out) => out.trim())
+  }
+
+  async query(select) {
+    return JSON.parse(await this.sql(`SELECT coalesce(json_agg(q), '[]') FROM (${select}) q;`))
+  }
+
+  async dbRows(table, user) {
+    const rows = await this.query(DB_ROWS[table](user))
+    return rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  // --- users, devices, raw HTTP -----------------------------------------------------------------
+
+  async newUser(label, claims = {}) {
+    const id = `${label}-${randomUUID()}`
+    const token = await this.sign({ sub: id, role: 'authenticated', ...claims })
+    return { id, label, token }
+  }
+
+  // HS256 JWT signed with the function's secret. expiresAt: '2h' (relative) or seconds since epoch.
+  sign(claims, { expiresAt = '2h' } = {}) {
+    return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(expiresAt).sign(this.key)
+  }
+
+  // A new device (an app install) of a user, with an empty local database, ready to use.
+  async newDevice(user, name) {
+    const device = new Device(this, user, name)
+    await device.database.get('tasks').query().fetchCount() // waits for the adapter's setup
+    return device
+  }
+
+  // A psql session kept open, to hold a transaction across other steps.
+  async session() {
+    const s = new SqlSession(this)
+    this.#sessions.add(s)
+    s.exited.then(() => this.#sessions.delete(s))
+    await s.run('SELECT 1;')
+    return s
+  }
+
+  pull(user, lastPulledAt = null) {
+    return post(`${this.functionUrl}/pull`, user.token, { lastPulledAt, schemaVersion: 1, migration: null })
+  }
+
+  push(user, changes, lastPulledAt) {
+    return post(`${this.functionUrl}/push`, user.token, { changes, lastPulledAt })
+  }
+}
+
+class SqlSession {
+  constructor(stack) {
+    this.out = ''
+    this.err = ''
+    this.n = 0
+    this.child = spawn(
+      path.join(PG_BINDIR, 'psql'),
+      ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', stack.sock, '-p', String(stack.pgPort), '-U', 'postgres', '-d', 'postgres', '-f', '-'],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    )
+    this.child.stdout.setEncoding('utf8').on('data', (d) => {
+      this.out += d
+      this.wake?.()
+    })
+    this.child.stderr.setEncoding('utf8').on('data', (d) => (this.err += d))
+    this.exited = new Promise((resolve) => this.child.once('exit', resolve))
+  }
+
+  // Runs statements in the session and waits until psql has executed them.
+  async run(text) {
+    const marker = `__pg_sync_e2e_${++this.n}__`
+    this.child.stdin.write(`${text}\n\\echo ${marker}\n`)
+    const done = new Promise((resolve, reject) => {
+      this.wake = () => this.out.includes(marker) && resolve()
+      this.exited.then(() => reject(new Error(`psql session ended: ${this.err}`)))
+      this.wake()
+    })
+    await done
+    const [result, rest] = this.out.split(`${marker}\n`)
+    this.out = rest ?? ''
+    return result.trim()
+  }
+
+  async close() {
+    this.child.stdin.end()
+    await this.exited
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assertions
+
+// Live rows of a device in the database's shape: raw record without _status/_changed. Also checks
+// that the device has nothing pending: every record synced, no locally deleted record left.
+export async function deviceRows(device, table) {
+  const raws = await device.raws(table)
+  for (const raw of raws) {
+    assert.equal(raw._status, 'synced', `${device.name}: ${table}#${raw.id} is ${raw._status}`)
+    assert.equal(raw._changed, '', `${device.name}: ${table}#${raw.id} has changed columns ${raw._changed}`)
+  }
+  const deleted = await device.database.adapter.getDeletedRecords(table)
+  assert.deepEqual(deleted, [], `${device.name}: ${table} has locally deleted records not yet synced`)
+  return raws.map(({ _status, _changed, ...row }) => row)
+}
+
+// Every device holds exactly the database's rows: its user's tasks, all projects. Full contents.
+export async function assertConverged(stack, devices) {
+  for (const table of TABLES) {
+    for (const device of devices) {
+      const expected = await stack.dbRows(table, device.user)
+      const actual = await deviceRows(device, table)
+      assert.deepEqual(actual, expected, `${device.name} (${device.user.label}): ${table} differs from the database`)
+    }
+  }
+}
+
+// Syncs each device, in order, twice. Round 1 pushes everyone's pending changes (each push directly
+// follows its own pull, nobody writes in between, so no conflict); round 2 brings every device the
+// others' pushes and must push nothing. Each sync must succeed at once, with no log entry.
+export async function settle(devices) {
+  for (let round = 1; round <= 2; round++) {
+    for (const device of devices) {
+      const report = await device.sync()
+      assertCleanSync(report)
+      if (round === 2) assert.equal(report.attempts[0].pushed, null, `${device.name} pushed in the second round`)
+    }
+  }
+}
+
+export function assertCleanSync(report) {
+  assert.equal(report.recovery, null, `${report.device}: sync needed recovery ${report.recovery}`)
+  assert.equal(report.attempts.length, 1)
+  assert.deepEqual(report.log, [], `${report.device}: WatermelonDB logged during sync`)
+}
+
+// Scenario 10: WatermelonDB logged nothing but the adapter's lifecycle messages. `allowed` lists
+// regexps of messages a test provokes on purpose; returns the entries that matched them.
+export function assertWatermelonQuiet(allowed = []) {
+  const unexpected = watermelonLog.unexpected()
+  const matched = unexpected.filter((e) => allowed.some((re) => re.test(e.text)))
+  const rest = unexpected.filter((e) => !matched.includes(e))
+  watermelonLog.clear()
+  assert.deepEqual(rest, [], 'WatermelonDB logged warnings, errors or unexpected messages')
+  return matched
+}
+
+// Hooks shared by every test file: one stack per file; WatermelonDB's log starts empty for each
+// test and must hold nothing unexpected after it (tests that provoke messages on purpose check and
+// clear them with assertWatermelonQuiet(allowed) themselves).
+export function useStack(options) {
+  const holder = {}
+  before(async () => {
+    holder.stack = await startStack(options)
+  })
+  after(async () => {
+    await holder.stack?.stop()
+  })
+  beforeEach(() => watermelonLog.clear())
+  afterEach(() => assertWatermelonQuiet())
+  return () => holder.stack
+}
+
+export { Task, Project, synchronize }
