@@ -1,109 +1,130 @@
 /*
- * capture.c — the triggers that record changes. For every written row the
- * row trigger stores which top-level transaction last wrote it and whether
- * that was a delete (a tombstone), under the row's owner. A row that moves to
- * another owner or key leaves a tombstone behind. TRUNCATE records a
- * tombstone for every row before it goes. Rolled-back (sub)transactions take
- * their records with them: the record is written in the same transaction.
+ * capture.c — the triggers that record changes. After every statement that
+ * writes a registered table, one set-based upsert records, for each written
+ * row, which top-level transaction last wrote it and whether that was a
+ * delete (a tombstone), under the row's owner. A row that moves to another
+ * owner or key leaves a tombstone behind. TRUNCATE records a tombstone for
+ * every row before it goes. Rolled-back (sub)transactions take their records
+ * with them: the record is written in the same (sub)transaction.
+ *
+ * The statement triggers see the written rows through transition tables
+ * (pg_sync_old, pg_sync_new), so a push or an UPDATE of many rows costs one
+ * statement, not one per row.
  */
 #include "pg_sync.h"
 
-#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 #include "utils/xid8.h"
 
-PG_FUNCTION_INFO_V1(sync_capture_row);
+PG_FUNCTION_INFO_V1(sync_capture);
 PG_FUNCTION_INFO_V1(sync_capture_truncate);
 
-static SPIPlanPtr record_plan = NULL;
-
-/* Upserts the record of one row's last change. */
-static void
-record_change(SyncTable *t, const char *id, const char *owner, FullTransactionId xid, bool deleted)
-{
-	Datum		args[5];
-	int			rc;
-
-	if (record_plan == NULL)
-	{
-		Oid			types[5] = {INT4OID, TEXTOID, TEXTOID, XID8OID, BOOLOID};
-
-		record_plan = sync_prepare(
-			"INSERT INTO _pg_sync.row_meta AS m (table_id, id, owner, xid, deleted)"
-			" VALUES ($1, $2, $3, $4, $5)"
-			" ON CONFLICT (table_id, id, owner) DO UPDATE"
-			"   SET xid = excluded.xid, deleted = excluded.deleted"
-			" WHERE m.xid <> excluded.xid OR m.deleted <> excluded.deleted", 5, types);
-	}
-	args[0] = Int32GetDatum(t->table_id);
-	args[1] = CStringGetTextDatum(id);
-	args[2] = CStringGetTextDatum(owner);
-	args[3] = FullTransactionIdGetDatum(xid);
-	args[4] = BoolGetDatum(deleted);
-	rc = SPI_execute_plan(record_plan, args, NULL, false, 0);
-	sync_check_spi(rc, SPI_OK_INSERT, "recording a change");
-}
-
-/* Text of column c of a tuple ('' for the owner when NULL). */
+/* Text of the key and owner of a transition-table row alias, as SQL. */
 static char *
-column_text(SyncTable *t, int c, HeapTuple tup, TupleDesc td)
+key_expr(SyncTable *t, const char *alias)
 {
-	bool		isnull;
-	Datum		d = heap_getattr(tup, t->cols[c].attnum, td, &isnull);
-
-	if (isnull)
-		return "";
-	return OutputFunctionCall(&t->cols[c].outfn, d);
+	return psprintf("%s.%s::text", alias, quote_identifier(t->cols[t->key].name));
 }
 
-/* Row trigger: AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW. */
+static char *
+owner_expr(SyncTable *t, const char *alias)
+{
+	if (t->owner < 0)
+		return "''";
+	return psprintf("coalesce(%s.%s::text, '')", alias, quote_identifier(t->cols[t->owner].name));
+}
+
+/*
+ * The upsert recording one statement's rows. Inserts record the new rows;
+ * deletes the old rows as tombstones; updates the new rows, plus a
+ * tombstone for every old (key, owner) that no new row has any more.
+ */
+static SPIPlanPtr
+capture_plan(SyncTable *t, int event)
+{
+	SPIPlanPtr *slot = &t->capture_plans[event];
+	const char *rows;
+	Oid			types[2] = {INT4OID, XID8OID};
+
+	if (*slot)
+		return *slot;
+	if (event == 0)
+		rows = psprintf("SELECT %s, %s, false FROM pg_sync_new n",
+						key_expr(t, "n"), owner_expr(t, "n"));
+	else if (event == 2)
+		rows = psprintf("SELECT %s, %s, true FROM pg_sync_old o",
+						key_expr(t, "o"), owner_expr(t, "o"));
+	else
+		rows = psprintf("SELECT %s, %s, false FROM pg_sync_new n"
+						" UNION ALL "
+						"SELECT %s, %s, true FROM pg_sync_old o"
+						" WHERE NOT EXISTS (SELECT FROM pg_sync_new n"
+						"                    WHERE %s = %s AND %s = %s)",
+						key_expr(t, "n"), owner_expr(t, "n"),
+						key_expr(t, "o"), owner_expr(t, "o"),
+						key_expr(t, "n"), key_expr(t, "o"), owner_expr(t, "n"), owner_expr(t, "o"));
+	*slot = sync_prepare(psprintf(
+		"INSERT INTO _pg_sync.row_meta AS m (table_id, id, owner, xid, deleted)"
+		" SELECT $1, r.id, r.owner, $2, r.deleted FROM (%s) AS r(id, owner, deleted)"
+		" ON CONFLICT (table_id, id, owner) DO UPDATE"
+		"   SET xid = excluded.xid, deleted = excluded.deleted"
+		" WHERE m.xid <> excluded.xid OR m.deleted <> excluded.deleted", rows),
+		2, types);
+	return *slot;
+}
+
+/*
+ * Statement trigger: AFTER INSERT, UPDATE or DELETE ... FOR EACH STATEMENT,
+ * with transition tables pg_sync_old / pg_sync_new.
+ */
 Datum
-sync_capture_row(PG_FUNCTION_ARGS)
+sync_capture(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
-	TupleDesc	tupdesc;
+	Tuplestorestate *rows;
 	SyncTable  *t;
-	FullTransactionId xid;
 	Oid			save_user;
 	int			save_sec;
+	int			event;
+	Datum		args[2];
+	int			rc;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		!TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("_pg_sync.capture_row() must be an AFTER ... FOR EACH ROW trigger")));
-	tupdesc = RelationGetDescr(td->tg_relation);
-	xid = GetTopFullTransactionId();
+				 errmsg("_pg_sync.capture() must be an AFTER ... FOR EACH STATEMENT trigger")));
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		event = 0, rows = td->tg_newtable;
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		event = 1, rows = td->tg_newtable;
+	else
+		event = 2, rows = td->tg_oldtable;
+	if (rows == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_pg_sync.capture() needs its transition tables"),
+				 errhint("Unregister and register the table again.")));
+	if (tuplestore_tuple_count(rows) == 0)
+		return PointerGetDatum(NULL);
 
 	SPI_connect();
 	sync_as_owner(&save_user, &save_sec);
 	t = sync_registry_lookup(RelationGetRelid(td->tg_relation), true);
 	if (t != NULL)
 	{
-		if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-			record_change(t, column_text(t, t->key, td->tg_trigtuple, tupdesc),
-						  t->owner >= 0 ? column_text(t, t->owner, td->tg_trigtuple, tupdesc) : "",
-						  xid, false);
-		else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
-			record_change(t, column_text(t, t->key, td->tg_trigtuple, tupdesc),
-						  t->owner >= 0 ? column_text(t, t->owner, td->tg_trigtuple, tupdesc) : "",
-						  xid, true);
-		else
-		{
-			char	   *oldid = column_text(t, t->key, td->tg_trigtuple, tupdesc);
-			char	   *newid = column_text(t, t->key, td->tg_newtuple, tupdesc);
-			char	   *oldowner = t->owner >= 0 ? column_text(t, t->owner, td->tg_trigtuple, tupdesc) : "";
-			char	   *newowner = t->owner >= 0 ? column_text(t, t->owner, td->tg_newtuple, tupdesc) : "";
-
-			if (strcmp(oldid, newid) != 0 || strcmp(oldowner, newowner) != 0)
-				record_change(t, oldid, oldowner, xid, true);
-			record_change(t, newid, newowner, xid, false);
-		}
+		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+			elog(ERROR, "pg_sync: could not register transition tables");
+		args[0] = Int32GetDatum(t->table_id);
+		args[1] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+		rc = SPI_execute_plan(capture_plan(t, event), args, NULL, false, 0);
+		sync_check_spi(rc, SPI_OK_INSERT, "recording changes");
 	}
 	sync_restore_user(save_user, save_sec);
 	SPI_finish();
@@ -131,22 +152,19 @@ sync_capture_truncate(PG_FUNCTION_ARGS)
 	t = sync_registry_lookup(RelationGetRelid(td->tg_relation), true);
 	if (t != NULL)
 	{
-		char	   *sql;
 		Datum		args[2];
 		Oid			types[2] = {INT4OID, XID8OID};
 		int			rc;
 
-		sql = psprintf("INSERT INTO _pg_sync.row_meta AS m (table_id, id, owner, xid, deleted)"
-					   " SELECT $1, %s::text, %s, $2, true FROM ONLY %s"
-					   " ON CONFLICT (table_id, id, owner) DO UPDATE"
-					   "   SET xid = excluded.xid, deleted = true",
-					   quote_identifier(t->cols[t->key].name),
-					   t->owner >= 0 ? psprintf("coalesce(%s::text, '')",
-												quote_identifier(t->cols[t->owner].name)) : "''",
-					   t->qualname);
 		args[0] = Int32GetDatum(t->table_id);
 		args[1] = FullTransactionIdGetDatum(xid);
-		rc = SPI_execute_with_args(sql, 2, types, args, NULL, false, 0);
+		rc = SPI_execute_with_args(
+			psprintf("INSERT INTO _pg_sync.row_meta AS m (table_id, id, owner, xid, deleted)"
+					 " SELECT $1, %s, %s, $2, true FROM ONLY %s AS t"
+					 " ON CONFLICT (table_id, id, owner) DO UPDATE"
+					 "   SET xid = excluded.xid, deleted = true",
+					 key_expr(t, "t"), owner_expr(t, "t"), t->qualname),
+			2, types, args, NULL, false, 0);
 		sync_check_spi(rc, SPI_OK_INSERT, "recording a truncate");
 	}
 	sync_restore_user(save_user, save_sec);

@@ -77,8 +77,8 @@ CREATE TABLE _pg_sync.row_meta (
 CREATE INDEX row_meta_changes ON _pg_sync.row_meta (table_id, owner, xid);
 
 -- C entry points
-CREATE FUNCTION _pg_sync.capture_row() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'sync_capture_row' LANGUAGE C;
+CREATE FUNCTION _pg_sync.capture() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'sync_capture' LANGUAGE C;
 CREATE FUNCTION _pg_sync.capture_truncate() RETURNS trigger
     AS 'MODULE_PATHNAME', 'sync_capture_truncate' LANGUAGE C;
 CREATE FUNCTION _pg_sync.invalidate(regclass) RETURNS void
@@ -224,8 +224,16 @@ BEGIN
     INSERT INTO _pg_sync.tables (relid, name, key_column, owner_column, conflict_policy, options)
     VALUES (table_name, client, keycol, owner_column, conflict_policy, options);
 
-    EXECUTE format('CREATE TRIGGER pg_sync_capture AFTER INSERT OR UPDATE OR DELETE ON %s '
-                   'FOR EACH ROW EXECUTE FUNCTION _pg_sync.capture_row()', table_name);
+    -- statement triggers: one set-based record per statement, from its transition tables
+    EXECUTE format('CREATE TRIGGER pg_sync_capture_insert AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS pg_sync_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION _pg_sync.capture()', table_name);
+    EXECUTE format('CREATE TRIGGER pg_sync_capture_update AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS pg_sync_old NEW TABLE AS pg_sync_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION _pg_sync.capture()', table_name);
+    EXECUTE format('CREATE TRIGGER pg_sync_capture_delete AFTER DELETE ON %s '
+                   'REFERENCING OLD TABLE AS pg_sync_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION _pg_sync.capture()', table_name);
     EXECUTE format('CREATE TRIGGER pg_sync_capture_truncate BEFORE TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION _pg_sync.capture_truncate()', table_name);
     PERFORM _pg_sync.invalidate(table_name);
@@ -252,7 +260,9 @@ BEGIN
         RAISE EXCEPTION 'must be owner of table %', table_name
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture ON %s', table_name);
+    EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_insert ON %s', table_name);
+    EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_update ON %s', table_name);
+    EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_delete ON %s', table_name);
     EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_truncate ON %s', table_name);
     DELETE FROM _pg_sync.row_meta m WHERE m.table_id = tid;
     DELETE FROM _pg_sync.tables t WHERE t.relid = table_name;

@@ -97,6 +97,7 @@ typedef struct SyncTable
 	SPIPlanPtr	lock_plan;		/* lock rows whose key is in an array */
 	SPIPlanPtr	delete_plan;	/* delete rows whose key is in an array */
 	SyncWritePlan *write_plans;
+	SPIPlanPtr	capture_plans[3];	/* recording an INSERT, UPDATE, DELETE */
 } SyncTable;
 
 /* One registered table as seen by the current call. */

@@ -42,6 +42,7 @@ static void
 free_desc(SyncTable *t)
 {
 	SyncWritePlan *wp;
+	int			i;
 
 	if (t->full_plan)
 		SPI_freeplan(t->full_plan);
@@ -53,6 +54,9 @@ free_desc(SyncTable *t)
 		SPI_freeplan(t->lock_plan);
 	if (t->delete_plan)
 		SPI_freeplan(t->delete_plan);
+	for (i = 0; i < 3; i++)
+		if (t->capture_plans[i])
+			SPI_freeplan(t->capture_plans[i]);
 	for (wp = t->write_plans; wp; wp = wp->next)
 	{
 		if (wp->insert_plan)
