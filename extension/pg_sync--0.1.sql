@@ -20,7 +20,9 @@ CREATE TABLE _pg_sync.checkpoints (
     id         bigint PRIMARY KEY,
     snap       pg_snapshot NOT NULL,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp()
-);
+) WITH (autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 1000);
+-- (analyzed often: it starts with one row, and plans kept by long-lived
+-- backends must not stay the ones made for a one-page table)
 
 -- Each database starts its checkpoint ids at a random point, so a token from
 -- another database (or from before a dump and restore) is refused.
@@ -315,6 +317,7 @@ BEGIN
     SELECT min(pg_snapshot_xmin(c.snap)) INTO horizon FROM _pg_sync.checkpoints c;
     DELETE FROM _pg_sync.row_meta m WHERE m.xid < horizon;
     GET DIAGNOSTICS row_changes = ROW_COUNT;
+    ANALYZE _pg_sync.checkpoints;
     RETURN NEXT;
 END
 $$;

@@ -206,8 +206,8 @@ name_listed(List *names, const char *name)
 	return false;
 }
 
-/* Appends one table's entry of the changes object. */
-static void
+/* Appends one table's entry of the changes object; returns how many ids it sent. */
+static int
 pull_table(StringInfo out, SyncTableRef *ref, bool full, const char *user,
 		   SyncToken *prev, SyncToken *cur, bool exact)
 {
@@ -278,6 +278,7 @@ pull_table(StringInfo out, SyncTableRef *ref, bool full, const char *user,
 	appendStringInfoString(out, "],\"deleted\":[");
 	appendBinaryStringInfo(out, deleted.data, deleted.len);
 	appendStringInfoString(out, "]}");
+	return sink.nupdated + ndeleted;
 }
 
 /* SQL: sync_pull(last_pulled_at, schema_version, migration, user_id) */
@@ -302,6 +303,8 @@ sync_pull(PG_FUNCTION_ARGS)
 	int			save_sec;
 	StringInfoData out;
 	text	   *result;
+	int			sent = 0;
+	bool		any_full = false;
 	char	   *explicit_user = (PG_NARGS() > 3 && !PG_ARGISNULL(3)) ?
 		text_to_cstring(PG_GETARG_TEXT_PP(3)) : NULL;
 
@@ -342,9 +345,19 @@ sync_pull(PG_FUNCTION_ARGS)
 			sync_no_user(ref->desc->name);
 		if (foreach_current_index(lc) > 0)
 			appendStringInfoChar(&out, ',');
-		pull_table(&out, ref, full, user, &prev, &cur, exact);
+		sent += pull_table(&out, ref, full, user, &prev, &cur, exact);
+		any_full |= full;
 	}
 
+	/*
+	 * Nothing new for this caller since its token: keep the token instead of
+	 * recording a checkpoint (idle clients polling write nothing).
+	 */
+	if (must_insert && sent == 0 && !any_full && prev.id != 0)
+	{
+		must_insert = false;
+		cur = prev;
+	}
 	if (must_insert)
 	{
 		sync_as_owner(&save_user, &save_sec);

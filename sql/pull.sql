@@ -20,6 +20,12 @@ INSERT INTO tasks VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'p1', 'Buy mil
 SELECT pull();
 -- nothing changed: nothing comes
 SELECT pull();
+-- and polling when nothing changed keeps the token and records no checkpoint
+SELECT token() AS polled_token, (SELECT count(*) FROM _pg_sync.checkpoints) AS checkpoints \gset
+SELECT pull() IS NOT NULL AS pulled;
+SELECT pull() IS NOT NULL AS pulled;
+SELECT token() = :polled_token AS same_token,
+       (SELECT count(*) FROM _pg_sync.checkpoints) = :checkpoints AS no_new_checkpoint;
 
 -- later pulls: changed rows with their current state, deleted ids
 UPDATE projects SET name = 'House' WHERE id = 'p1';
