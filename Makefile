@@ -22,3 +22,8 @@ include $(PGXS)
 .PHONY: run
 run:
 	bash examples/run.sh
+
+# benchmarks against the physical limit and a PL/pgSQL baseline (see test/bench/README.md)
+.PHONY: bench
+bench: install
+	bash test/bench/run.sh

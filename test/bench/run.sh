@@ -1,0 +1,359 @@
+#!/usr/bin/env bash
+# pg_sync benchmark harness.
+#
+#   test/bench/run.sh            full run (about 6 minutes on 2 cores)
+#   QUICK=1 test/bench/run.sh    smoke run with small sizes (about 1 minute)
+#
+# Starts a PostgreSQL cluster of its own (port BENCH_PORT, default 54335, in a
+# directory under /tmp, running as the postgres user when started as root),
+# loads deterministic data, measures pg_sync against the physical limit
+# (plain SQL) and a hand-written PL/pgSQL sync on the same rows, prints one
+# results table and writes it to test/bench/out/results.md (raw pgbench
+# output and the server log go to test/bench/out/ too). The cluster is
+# stopped and removed on exit, also on failure or interrupt; BENCH_KEEP=1
+# keeps its directory. The extension must be installed first
+# (make && make install).
+#
+# Sizes and durations can be overridden from the environment: USERS,
+# PER_USER, HEAVY, REPS_FIRST, REPS_INCR, REPS_EMPTY, REPS_PUSH1K,
+# REPS_PUSH10K, WRITE_SECS, WRITE_ROUNDS, WRITE_CLIENTS, MIXED_SECS,
+# MIXED_CLIENTS, MIXED_TOKEN_AGE_MS (the mixed load's pulls use tokens between
+# this and twice this old; 0: every pull uses the token of the client's
+# previous pull).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=$here/out
+PG_CONFIG=${PG_CONFIG:-pg_config}
+bindir=$("$PG_CONFIG" --bindir)
+port=${BENCH_PORT:-54335}
+quick=${QUICK:-0}
+
+if [ "$quick" = 1 ]; then
+  : "${USERS:=500}" "${PER_USER:=100}" "${HEAVY:=40000}"
+  : "${REPS_FIRST:=3}" "${REPS_INCR:=5}" "${REPS_EMPTY:=20}" "${REPS_PUSH1K:=3}" "${REPS_PUSH10K:=1}"
+  : "${WRITE_SECS:=3}" "${WRITE_ROUNDS:=1}" "${MIXED_SECS:=10}"
+else
+  : "${USERS:=10000}" "${PER_USER:=100}" "${HEAVY:=100000}"
+  : "${REPS_FIRST:=9}" "${REPS_INCR:=50}" "${REPS_EMPTY:=200}" "${REPS_PUSH1K:=15}" "${REPS_PUSH10K:=7}"
+  : "${WRITE_SECS:=10}" "${WRITE_ROUNDS:=3}" "${MIXED_SECS:=60}"
+fi
+: "${WRITE_CLIENTS:=4}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}"
+if [ "$PER_USER" -lt 4 ] || [ "$USERS" -lt "$MIXED_CLIENTS" ]; then
+  echo "PER_USER must be >= 4 and USERS >= MIXED_CLIENTS ($MIXED_CLIENTS)" >&2
+  exit 2
+fi
+
+# Cluster settings: a small production box (2 cores, a few GB for PostgreSQL),
+# durable commits.
+settings=(
+  "shared_buffers = 512MB"
+  "work_mem = 16MB"
+  "maintenance_work_mem = 256MB"
+  "effective_cache_size = 4GB"
+  "random_page_cost = 1.1"
+  "fsync = on"
+  "synchronous_commit = on"
+  "full_page_writes = on"
+  "wal_buffers = 16MB"
+  "max_wal_size = 4GB"
+  "checkpoint_timeout = 15min"
+  "checkpoint_completion_target = 0.9"
+  "max_connections = 100"
+  "jit = off"
+  "autovacuum = on"
+)
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+ext_so="$("$PG_CONFIG" --pkglibdir)/pg_sync.so"
+ext_ctl="$("$PG_CONFIG" --sharedir)/extension/pg_sync.control"
+if [ ! -f "$ext_so" ] || [ ! -f "$ext_ctl" ]; then
+  echo "pg_sync is not installed for $("$PG_CONFIG" --version): run make && make install" >&2
+  exit 2
+fi
+
+so_sum() { md5sum "$ext_so" | cut -c1-12; }
+so_start=$(so_sum)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+mkdir -p "$out"
+rm -f "$out"/results.md "$out"/mixed_log* "$out"/*.txt
+work=$(mktemp -d /tmp/pg_sync_bench.XXXXXX)
+chmod 755 "$work"
+data=$work/data
+sock=$work/sock
+mkdir -p "$sock" "$work/scripts"
+[ "$(id -u)" = 0 ] && chown -R postgres: "$work"
+started=0
+
+fn_pid=""
+cleanup() {
+  local rc=$?
+  set +e
+  [ -n "$fn_pid" ] && kill "$fn_pid" 2>/dev/null
+  if [ "$started" = 1 ]; then
+    as_pg "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 ||
+      as_pg "$bindir/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1
+  fi
+  [ -f "$work/server.log" ] && cp "$work/server.log" "$out/server.log"
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    echo "cluster directory kept: $work"
+  else
+    rm -rf "$work"
+  fi
+  [ "$rc" != 0 ] && echo "benchmark FAILED (exit $rc); server log: $out/server.log" >&2
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export PGHOST=$sock PGPORT=$port PGUSER=postgres PGDATABASE=bench
+psql_() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+sql() { psql_ -At -c "$1"; }
+
+t_start=$(date +%s)
+log "cluster: $work (port $port)"
+as_pg "$bindir/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C >"$work/initdb.log"
+{
+  echo "listen_addresses = '127.0.0.1'"
+  echo "unix_socket_directories = '$sock'"
+  echo "port = $port"
+  printf '%s\n' "${settings[@]}"
+} >>"$data/postgresql.conf"
+as_pg "$bindir/pg_ctl" -D "$data" -l "$work/server.log" -w start >/dev/null
+started=1
+"$bindir/createdb" bench
+
+machine() {
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "- host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, $(uname -sr)"
+  echo "- PostgreSQL: $(sql 'SHOW server_version')"
+  echo "- pg_sync: $(sql "SELECT default_version FROM pg_available_extensions WHERE name = 'pg_sync'"), $ext_so (md5 $so_start…, $(date -u -r "$ext_so" '+%Y-%m-%d %H:%M UTC'))"
+  echo "- source: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD -- extension 2>/dev/null || echo ' (extension/ has uncommitted changes)')"
+  echo "- mode: $([ "$quick" = 1 ] && echo 'QUICK (smoke sizes)' || echo full)"
+  echo "- load average (1/5/15 min) before the run: $load_start (other work on the machine skews the results)"
+  echo "- data: $USERS users x $PER_USER rows + user \"heavy\" with $HEAVY rows ($((USERS * PER_USER + HEAVY)) rows per table copy)"
+  echo "- settings: $(sql "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
+       FROM pg_settings WHERE name IN ('shared_buffers','work_mem','maintenance_work_mem','effective_cache_size',
+       'random_page_cost','fsync','synchronous_commit','full_page_writes','wal_buffers','max_wal_size',
+       'checkpoint_timeout','max_connections','jit','autovacuum','wal_sync_method')")"
+  echo "- pg_sync.checkpoint_interval: $(sql "LOAD 'pg_sync'; SHOW pg_sync.checkpoint_interval") (default)"
+}
+log "settings:"
+machine | sed 's/^/    /'
+
+log "loading data"
+psql_ -v users="$USERS" -v per_user="$PER_USER" -v heavy="$HEAVY" -f "$here/sql/schema.sql"
+psql_ -f "$here/sql/baseline.sql"
+psql_ -f "$here/sql/cases.sql"
+psql_ -f "$here/sql/mixed.sql"
+sql "VACUUM (ANALYZE) notes, notes_raw, notes_pl, _pg_sync.row_meta, _pg_sync.checkpoints, bench.heavy_pool" >/dev/null
+sql "CHECKPOINT" >/dev/null
+log "loaded: $(sql "SELECT format('notes %s rows, row_meta %s rows, database %s',
+      (SELECT count(*) FROM notes), (SELECT count(*) FROM _pg_sync.row_meta),
+      pg_size_pretty(pg_database_size(current_database())))")"
+
+log "case: first pull of one user's $HEAVY rows ($REPS_FIRST reps)"
+sql "CALL bench.case_first_pull($REPS_FIRST)"
+log "case: incremental pull, $PER_USER changed rows ($REPS_INCR reps x 2 variants)"
+sql "CALL bench.case_pull_since('incr_write', $REPS_INCR, $PER_USER, false, 1)"
+sql "CALL bench.case_pull_since('incr_reuse', $REPS_INCR, $PER_USER, true, 2)"
+log "case: empty pull ($REPS_EMPTY reps x 2 variants)"
+sql "CALL bench.case_pull_since('empty_write', $REPS_EMPTY, 0, false, 3)"
+sql "CALL bench.case_pull_since('empty_reuse', $REPS_EMPTY, 0, true, 4)"
+log "case: push of 1,000 records ($REPS_PUSH1K reps)"
+sql "CALL bench.case_push('push_1k', 1000, $REPS_PUSH1K)"
+log "case: push of 10,000 records ($REPS_PUSH10K reps)"
+sql "CALL bench.case_push('push_10k', 10000, $REPS_PUSH10K)"
+
+# Backend memory of one 10,000-record push, each implementation in a fresh
+# backend warmed by a 100-record push: VmHWM is reset (clear_refs) right
+# before the push; RssAnon (private memory) is also sampled from outside.
+log "case: backend memory of a 10,000-record push"
+sql "INSERT INTO bench.docs
+     SELECT format('%s-%s', i, n), bench.push_doc(n, bench.take_slice(n), format('m%s-%s', n, i))
+       FROM (VALUES ('pg_sync'), ('limit'), ('plpgsql')) AS v(i), (VALUES (100), (10000)) AS s(n)" >/dev/null
+mem_run() {
+  local impl=$1 call=$2 pidf=$work/mem_$1.pid flag=$work/mem_$1.go
+  local peak=0 base=0 k v rest bpid
+  rm -f "$pidf" "$flag"
+  psql_ -At >"$work/mem_$impl.out" <<SQL &
+SELECT pg_backend_pid() AS bpid \gset
+\o $pidf
+\qecho :bpid
+\o
+-- warm-up: plans, caches, library
+SELECT sync_checkpoint() AS tok, bench.epoch_ms(clock_timestamp()) AS ms \gset
+BEGIN;
+SELECT set_config('request.jwt.claims', bench.claims('heavy'), true);
+$(printf "$call" "'$impl-100'")
+COMMIT;
+SELECT sync_checkpoint() AS tok, bench.epoch_ms(clock_timestamp()) AS ms \gset
+\o $flag
+\qecho go
+\o
+SELECT pg_sleep(0.3);
+SELECT bench.mem_reset();
+SELECT bench.mem_status() AS before \gset
+BEGIN;
+SELECT set_config('request.jwt.claims', bench.claims('heavy'), true);
+$(printf "$call" "'$impl-10000'")
+COMMIT;
+SELECT bench.mem_status() AS after \gset
+INSERT INTO bench.metric
+SELECT 'push_10k_mem', '$impl', k, v, NULL
+  FROM (VALUES ('rss_before_kb', (:'before'::jsonb ->> 'VmRSS')::float8),
+               ('hwm_kb', (:'after'::jsonb ->> 'VmHWM')::float8),
+               ('shmem_growth_kb', (:'after'::jsonb ->> 'RssShmem')::float8 - (:'before'::jsonb ->> 'RssShmem')::float8),
+               ('anon_before_kb', (:'before'::jsonb ->> 'RssAnon')::float8)) AS m(k, v);
+SQL
+  local job=$!
+  while [ ! -s "$flag" ] && kill -0 "$job" 2>/dev/null; do sleep 0.01; done
+  bpid=$(cat "$pidf" 2>/dev/null || true)
+  if [ -n "$bpid" ]; then
+    while [ -r "/proc/$bpid/status" ] && kill -0 "$job" 2>/dev/null; do
+      while read -r k v rest; do
+        if [ "$k" = RssAnon: ]; then
+          [ "$base" = 0 ] && base=$v
+          [ "$v" -gt "$peak" ] && peak=$v
+          break
+        fi
+      done <"/proc/$bpid/status" 2>/dev/null || true
+    done
+  fi
+  wait "$job"
+  sql "INSERT INTO bench.metric VALUES ('push_10k_mem', '$impl', 'anon_peak_kb', $peak, NULL),
+                                       ('push_10k_mem', '$impl', 'anon_idle_kb', $base, NULL)"
+}
+mem_run pg_sync "SELECT octet_length(sync_push(doc::json, :tok)::text) FROM bench.docs WHERE name = %s;"
+mem_run limit "SELECT bench.limit_push(doc) FROM bench.docs WHERE name = %s;"
+mem_run plpgsql "SELECT bench.push(doc::jsonb, :ms) FROM bench.docs WHERE name = %s;"
+
+# Write overhead: single-row INSERT / UPDATE transactions through pgbench on
+# the registered table, the untracked copy and the PL/pgSQL baseline's table.
+for op in insert update; do
+  for t in notes notes_raw notes_pl; do
+    sed "s/@TABLE@/$t/g" "$here/pgbench/$op.sql" >"$work/scripts/${op}_$t.sql"
+  done
+done
+pgb_tps() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$1"; }
+log "case: write overhead (pgbench, $WRITE_CLIENTS clients, ${WRITE_SECS}s x $WRITE_ROUNDS rounds per table and statement)"
+for op in insert update; do
+  for round in $(seq 1 "$WRITE_ROUNDS"); do
+    for t in notes_raw notes notes_pl; do
+      f=$out/write_${op}_${t}_$round.txt
+      "$bindir/pgbench" -n -M prepared -c "$WRITE_CLIENTS" -j 2 -T "$WRITE_SECS" \
+        -D users="$USERS" -D per_user="$PER_USER" -D heavy="$HEAVY" \
+        -f "$work/scripts/${op}_$t.sql" >"$f" 2>&1
+      tps=$(pgb_tps "$f")
+      lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$f")
+      if [ -z "$tps" ] || [ -z "$lat" ] || grep -q 'aborted' "$f"; then
+        cat "$f" >&2
+        echo "write-overhead run failed: $f" >&2
+        exit 1
+      fi
+      sql "INSERT INTO bench.metric VALUES ('write_$op', '$t', 'tps', $tps, 'round $round'),
+                                           ('write_$op', '$t', 'lat_ms', $lat, 'round $round')"
+    done
+  done
+done
+sql "VACUUM (ANALYZE) notes, notes_raw, notes_pl, _pg_sync.row_meta, _pg_sync.checkpoints" >/dev/null
+
+# Mixed load: MIXED_CLIENTS clients, 90% pulls / 10% pushes of 10 records.
+log "case: mixed load (pgbench, $MIXED_CLIENTS clients, ${MIXED_SECS}s, tokens ${MIXED_TOKEN_AGE_MS}-$((2 * MIXED_TOKEN_AGE_MS)) ms old)"
+tok=$(sql "SELECT sync_checkpoint()")
+ckpt_before=$(sql "SELECT count(*) FROM _pg_sync.checkpoints")
+errs_before=$(grep -c 'ERROR' "$work/server.log" || true)
+set +e
+(cd "$work" && "$bindir/pgbench" -n -M prepared -c "$MIXED_CLIENTS" -j 2 -T "$MIXED_SECS" -r -P 10 \
+  -l --log-prefix=mixed \
+  -D tok="$tok" -D pend="$tok" -D pend_ms=0 -D token_age_ms="$MIXED_TOKEN_AGE_MS" \
+  -D clients="$MIXED_CLIENTS" -D upc=$((USERS / MIXED_CLIENTS)) -D pushes=0 \
+  -f "$here/pgbench/mixed_pull.sql@9" -f "$here/pgbench/mixed_push.sql@1" \
+  >"$out/mixed.txt" 2>&1)
+mixed_rc=$?
+set -e
+errs_after=$(grep -c 'ERROR' "$work/server.log" || true)
+ckpt_after=$(sql "SELECT count(*) FROM _pg_sync.checkpoints")
+# per-transaction log: client, transaction, latency (us), script, epoch s, us
+awk '{print $4 "," $3}' "$work"/mixed.[0-9]* >"$work/mixed_latencies.csv"
+psql_ -c "CREATE TABLE bench.mixed_log (script int, us bigint)" \
+      -c "\\copy bench.mixed_log FROM '$work/mixed_latencies.csv' WITH (FORMAT csv)"
+failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out/mixed.txt")
+sql "INSERT INTO bench.metric VALUES
+       ('mixed', 'pg_sync', 'tps', $(pgb_tps "$out/mixed.txt" | grep . || echo 'NULL'), NULL),
+       ('mixed', 'pg_sync', 'pgbench_rc', $mixed_rc, NULL),
+       ('mixed', 'pg_sync', 'failed', ${failed:-NULL}, NULL),
+       ('mixed', 'pg_sync', 'server_errors', $((errs_after - errs_before)), NULL),
+       ('mixed', 'pg_sync', 'checkpoints', $((ckpt_after - ckpt_before)), NULL),
+       ('mixed', 'pg_sync', 'secs', $MIXED_SECS, NULL),
+       ('mixed', 'pg_sync', 'token_age_ms', $MIXED_TOKEN_AGE_MS, NULL)"
+
+# End to end: empty pulls through the edge function (Deno), HTTP_CONNS
+# connections with autocannon; the same server's no-database route (an
+# unknown path, answered 404 before any database work) is the HTTP ceiling.
+: "${HTTP_CONNS:=32}" "${HTTP_SECS:=$([ "$quick" = 1 ] && echo 5 || echo 20)}" "${HTTP_PORT:=8799}"
+log "case: end to end via the edge function (autocannon, $HTTP_CONNS connections, ${HTTP_SECS}s)"
+[ -x "$here/node_modules/.bin/autocannon" ] && [ -x "$here/node_modules/.bin/deno" ] ||
+  (cd "$here" && npm install --no-audit --no-fund --silent)
+sql "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF; END \$\$;
+     GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO authenticated;" >/dev/null
+secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+fn_dir=$root/examples/supabase/functions/sync
+(cd "$fn_dir" && DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench" JWT_SECRET=$secret \
+   PORT=$HTTP_PORT DB_POOL_SIZE=${HTTP_POOL:-8} NO_COLOR=1 \
+   exec "$here/node_modules/.bin/deno" run --quiet --allow-net --allow-env --allow-read --allow-write=. --allow-sys index.ts) \
+   >"$out/edge_function.log" 2>&1 &
+fn_pid=$!
+for _ in $(seq 1 120); do
+  curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/" && break
+  sleep 0.5
+done
+jwt=$(cd "$fn_dir" && JWT_SECRET=$secret "$here/node_modules/.bin/deno" run --quiet --allow-env --allow-read --allow-write=. dev_token.ts u00001)
+http_tok=$(curl -s -X POST "http://127.0.0.1:$HTTP_PORT/sync/pull" -H "authorization: Bearer $jwt" \
+           -d '{"lastPulledAt": null}' | sed -n 's/.*"timestamp":\([0-9]*\)}$/\1/p')
+[ -n "$http_tok" ] || { echo "edge function pull failed" >&2; cat "$out/edge_function.log" >&2; exit 1; }
+ac() {
+  "$here/node_modules/.bin/autocannon" -j -c "$HTTP_CONNS" -d "$HTTP_SECS" -m POST \
+    -H "authorization=Bearer $jwt" -H "content-type=application/json" -b "$2" "http://127.0.0.1:$HTTP_PORT$1" \
+    >"$out/autocannon_$3.json" 2>/dev/null
+  node -e 'const r = require(process.argv[1]);
+           console.log([r.requests.average, r.latency.p50, r.latency.p99, r.non2xx, r.errors].join(" "))' "$out/autocannon_$3.json"
+}
+read -r rps p50 p99 non2xx errs <<<"$(ac /sync/pull "{\"lastPulledAt\": $http_tok}" pull)"
+read -r c_rps c_p50 c_p99 c_non2xx c_errs <<<"$(ac /nothing '{}' ceiling)"
+kill "$fn_pid" 2>/dev/null; wait "$fn_pid" 2>/dev/null || true
+fn_pid=""
+sql "INSERT INTO bench.metric VALUES
+       ('http', 'pg_sync', 'rps', $rps, NULL), ('http', 'pg_sync', 'p50_ms', $p50, NULL),
+       ('http', 'pg_sync', 'p99_ms', $p99, NULL), ('http', 'pg_sync', 'non2xx', $non2xx, NULL),
+       ('http', 'pg_sync', 'errors', $errs, NULL),
+       ('http', 'ceiling', 'rps', $c_rps, NULL), ('http', 'ceiling', 'p99_ms', $c_p99, NULL),
+       ('http', 'pg_sync', 'conns', $HTTP_CONNS, NULL), ('http', 'pg_sync', 'secs', $HTTP_SECS, NULL)"
+
+t_end=$(date +%s)
+wall=$((t_end - t_start))
+log "report"
+{
+  echo "# pg_sync benchmark results"
+  echo
+  machine
+  echo "- wall time of the run: $((wall / 60)) min $((wall % 60)) s"
+  echo
+  if [ "$(so_sum)" != "$so_start" ]; then
+    echo "**Warning: $ext_so was replaced while the benchmark ran; the results may mix two builds.**"
+    echo
+  fi
+  psql_ -At -v wall="$wall" -v clients="$MIXED_CLIENTS" -f "$here/sql/report.sql"
+} >"$out/results.md"
+cat "$out/results.md"
+log "written: $out/results.md (wall time $((wall / 60)) min $((wall % 60)) s)"
+if [ "$mixed_rc" != 0 ]; then
+  echo "mixed load: pgbench exited with $mixed_rc (see $out/mixed.txt)" >&2
+  exit 1
+fi

@@ -1,0 +1,183 @@
+-- The results table, as Markdown, from bench.timing and bench.metric.
+\set ON_ERROR_STOP on
+\pset footer off
+\o /dev/null
+
+CREATE TEMP VIEW stats AS
+SELECT case_name, impl, count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY total_ms) AS p50,
+       percentile_cont(0.1) WITHIN GROUP (ORDER BY total_ms) AS p10,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY total_ms) AS p90,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY call_ms) AS call_p50,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY bytes) AS bytes
+  FROM bench.timing
+ WHERE rep > 0
+ GROUP BY case_name, impl;
+
+CREATE FUNCTION pg_temp.ms(x float8) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN x IS NULL THEN '—'
+                WHEN x < 1 THEN to_char(x, 'FM0.000')
+                WHEN x < 10 THEN to_char(x, 'FM0.00')
+                WHEN x < 100 THEN to_char(x, 'FM00.0')
+                ELSE to_char(x, 'FM999999') END $$;
+
+CREATE FUNCTION pg_temp.cell(c text, i text) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT format('%s ms (%s–%s)', pg_temp.ms(p50), pg_temp.ms(p10), pg_temp.ms(p90))
+                       FROM stats WHERE case_name = c AND impl = i), '—') $$;
+
+CREATE FUNCTION pg_temp.p50(c text, i text) RETURNS float8 LANGUAGE sql STABLE AS $$
+    SELECT p50 FROM stats WHERE case_name = c AND impl = i $$;
+
+CREATE FUNCTION pg_temp.x(a float8, b float8) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN a IS NULL OR b IS NULL OR b = 0 THEN '—' ELSE to_char(a / b, 'FM990.00') || '×' END $$;
+
+CREATE FUNCTION pg_temp.metric(c text, i text, k text) RETURNS float8 LANGUAGE sql STABLE AS $$
+    SELECT avg(value) FROM bench.metric WHERE case_name = c AND impl = i AND key = k $$;
+
+CREATE FUNCTION pg_temp.yes(b boolean) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN b THEN 'yes' WHEN NOT b THEN '**no**' ELSE '—' END $$;
+
+CREATE FUNCTION pg_temp.pct(s int, q float8) RETURNS float8 LANGUAGE sql STABLE AS $$
+    SELECT percentile_cont(q) WITHIN GROUP (ORDER BY us) / 1000.0
+      FROM bench.mixed_log WHERE s IS NULL OR script = s $$;
+
+CREATE TEMP TABLE lines (n serial, line text);
+
+-- one row of the results table
+CREATE FUNCTION pg_temp.row(label text, a text, b text, c text, r1 text, r2 text, target text, met text)
+    RETURNS void LANGUAGE sql AS $$
+    INSERT INTO lines (line) VALUES (format('| %s | %s | %s | %s | %s | %s | %s | %s |',
+                                            label, a, b, c, r1, r2, target, met)) $$;
+
+INSERT INTO lines (line) VALUES
+ ('## Results'),
+ (''),
+ ('Server-side times: median (p10–p90) over the repetitions, each call in its own transaction, timed with clock_timestamp() inside the server from just before the call to the end of its COMMIT. "pg_sync ÷ limit" is the time ratio of medians (lower is better); "baseline ÷ pg_sync" is how many times faster pg_sync is than the PL/pgSQL baseline. pgbench rows report client-side figures over a Unix socket (round trip included).'),
+ (''),
+ ('| Case | pg_sync | Physical limit | PL/pgSQL baseline | pg_sync ÷ limit | baseline ÷ pg_sync | Target | Met |'),
+ ('|---|---|---|---|---|---|---|---|');
+
+SELECT pg_temp.row(format('First pull of one user''s %s rows', (SELECT to_char(heavy, 'FM999,999,999') FROM bench.params)),
+       pg_temp.cell('first_pull', 'pg_sync'), pg_temp.cell('first_pull', 'limit'), pg_temp.cell('first_pull', 'plpgsql'),
+       pg_temp.x(pg_temp.p50('first_pull', 'pg_sync'), pg_temp.p50('first_pull', 'limit')),
+       pg_temp.x(pg_temp.p50('first_pull', 'plpgsql'), pg_temp.p50('first_pull', 'pg_sync')),
+       '≤ 1.25× limit; ≥ 1× baseline speed',
+       pg_temp.yes(pg_temp.p50('first_pull', 'pg_sync') <= 1.25 * pg_temp.p50('first_pull', 'limit')
+                   AND pg_temp.p50('first_pull', 'pg_sync') <= pg_temp.p50('first_pull', 'plpgsql')));
+
+SELECT pg_temp.row(format('Incremental pull: %s changed rows of one user, %s rows / %s users; %s',
+                          per_user, to_char(users::bigint * per_user + heavy, 'FM999,999,999'),
+                          to_char(users, 'FM999,999'), v.label),
+       pg_temp.cell(v.c, 'pg_sync'), pg_temp.cell(v.c, 'limit'), pg_temp.cell(v.c, 'plpgsql'),
+       pg_temp.x(pg_temp.p50(v.c, 'pg_sync'), pg_temp.p50(v.c, 'limit')),
+       pg_temp.x(pg_temp.p50(v.c, 'plpgsql'), pg_temp.p50(v.c, 'pg_sync')),
+       '≤ 2× limit; p50 ≤ 1 ms',
+       pg_temp.yes(pg_temp.p50(v.c, 'pg_sync') <= 2 * pg_temp.p50(v.c, 'limit')
+                   AND pg_temp.p50(v.c, 'pg_sync') <= 1.0))
+  FROM bench.params,
+       (VALUES (1, 'incr_write', 'the pull records a new checkpoint'),
+               (2, 'incr_reuse', 'the pull reuses a younger checkpoint')) AS v(o, c, label)
+ ORDER BY v.o;
+
+SELECT pg_temp.row(format('Empty pull (nothing changed), same table; %s', v.label),
+       pg_temp.cell(v.c, 'pg_sync'), pg_temp.cell(v.c, 'limit'), pg_temp.cell(v.c, 'plpgsql'),
+       pg_temp.x(pg_temp.p50(v.c, 'pg_sync'), pg_temp.p50(v.c, 'limit')),
+       pg_temp.x(pg_temp.p50(v.c, 'plpgsql'), pg_temp.p50(v.c, 'pg_sync')),
+       'p50 ≤ 0.3 ms',
+       pg_temp.yes(pg_temp.p50(v.c, 'pg_sync') <= 0.3))
+  FROM (VALUES (1, 'empty_write', 'the pull records a new checkpoint'),
+               (2, 'empty_reuse', 'the pull reuses a younger checkpoint')) AS v(o, c, label)
+ ORDER BY v.o;
+
+SELECT pg_temp.row(v.label,
+       pg_temp.cell(v.c, 'pg_sync'), pg_temp.cell(v.c, 'limit'), pg_temp.cell(v.c, 'plpgsql'),
+       pg_temp.x(pg_temp.p50(v.c, 'pg_sync'), pg_temp.p50(v.c, 'limit')),
+       pg_temp.x(pg_temp.p50(v.c, 'plpgsql'), pg_temp.p50(v.c, 'pg_sync')),
+       '≤ 2× limit; ≥ 3× faster than baseline',
+       pg_temp.yes(pg_temp.p50(v.c, 'pg_sync') <= 2 * pg_temp.p50(v.c, 'limit')
+                   AND pg_temp.p50(v.c, 'plpgsql') >= 3 * pg_temp.p50(v.c, 'pg_sync')))
+  FROM (VALUES (1, 'push_1k', 'Push of 1,000 records (½ created, ¼ updated, ¼ deleted)'),
+               (2, 'push_10k', 'Push of 10,000 records (same mix)')) AS v(o, c, label)
+ ORDER BY v.o;
+
+CREATE FUNCTION pg_temp.mem(i text) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT format('peak RSS +%s MB (VmHWM; +%s MB of it shared buffers), private peak +%s MB',
+                  to_char((pg_temp.metric('push_10k_mem', i, 'hwm_kb') - pg_temp.metric('push_10k_mem', i, 'rss_before_kb')) / 1024, 'FM9990.0'),
+                  to_char(pg_temp.metric('push_10k_mem', i, 'shmem_growth_kb') / 1024, 'FM9990.0'),
+                  to_char((pg_temp.metric('push_10k_mem', i, 'anon_peak_kb') - pg_temp.metric('push_10k_mem', i, 'anon_before_kb')) / 1024, 'FM9990.0')) $$;
+SELECT pg_temp.row('Push of 10,000 records: backend memory',
+       pg_temp.mem('pg_sync'), pg_temp.mem('limit'), pg_temp.mem('plpgsql'), '—', '—', 'reported',
+       pg_temp.yes(pg_temp.metric('push_10k_mem', 'pg_sync', 'hwm_kb') IS NOT NULL));
+
+CREATE FUNCTION pg_temp.tps(c text, i text) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT format('%s TPS (%s ms)', to_char(pg_temp.metric(c, i, 'tps'), 'FM999999'),
+                  to_char(pg_temp.metric(c, i, 'lat_ms'), 'FM990.000')) $$;
+SELECT pg_temp.row(v.label,
+       pg_temp.tps(v.c, 'notes'), pg_temp.tps(v.c, 'notes_raw'), pg_temp.tps(v.c, 'notes_pl'),
+       pg_temp.x(pg_temp.metric(v.c, 'notes', 'tps'), pg_temp.metric(v.c, 'notes_raw', 'tps')),
+       pg_temp.x(pg_temp.metric(v.c, 'notes', 'tps'), pg_temp.metric(v.c, 'notes_pl', 'tps')),
+       'registered ≥ 0.8× unregistered TPS',
+       pg_temp.yes(pg_temp.metric(v.c, 'notes', 'tps') >= 0.8 * pg_temp.metric(v.c, 'notes_raw', 'tps')))
+  FROM (VALUES (1, 'write_insert', 'Write overhead: single-row INSERT (pgbench TPS, avg latency)'),
+               (2, 'write_update', 'Write overhead: single-row UPDATE (pgbench TPS, avg latency)')) AS v(o, c, label)
+ ORDER BY v.o;
+
+SELECT pg_temp.row(format('Mixed load: %s pgbench clients, 90%% pulls / 10%% pushes of 10 records, %s s; pull tokens %s–%s ms old',
+                          :clients, pg_temp.metric('mixed', 'pg_sync', 'secs'),
+                          pg_temp.metric('mixed', 'pg_sync', 'token_age_ms'), 2 * pg_temp.metric('mixed', 'pg_sync', 'token_age_ms')),
+       format('%s TPS; pull p50 %s / p99 %s ms; push p50 %s / p99 %s ms; %s failed, %s server errors; %s checkpoints recorded (%s/s)',
+              to_char(pg_temp.metric('mixed', 'pg_sync', 'tps'), 'FM999999'),
+              pg_temp.ms(pg_temp.pct(0, 0.5)), pg_temp.ms(pg_temp.pct(0, 0.99)),
+              pg_temp.ms(pg_temp.pct(1, 0.5)), pg_temp.ms(pg_temp.pct(1, 0.99)),
+              coalesce(pg_temp.metric('mixed', 'pg_sync', 'failed')::text, '?'),
+              pg_temp.metric('mixed', 'pg_sync', 'server_errors'),
+              pg_temp.metric('mixed', 'pg_sync', 'checkpoints'),
+              to_char(pg_temp.metric('mixed', 'pg_sync', 'checkpoints') / pg_temp.metric('mixed', 'pg_sync', 'secs'), 'FM99990.0')),
+       '—', '—', '—', '—', 'TPS, p50/p99 reported; no errors',
+       pg_temp.yes(pg_temp.metric('mixed', 'pg_sync', 'pgbench_rc') = 0
+                   AND coalesce(pg_temp.metric('mixed', 'pg_sync', 'failed'), 0) = 0
+                   AND pg_temp.metric('mixed', 'pg_sync', 'server_errors') = 0));
+
+SELECT pg_temp.row(format('End to end: empty pulls through the edge function (Deno), %s connections, autocannon, %s s',
+                          pg_temp.metric('http', 'pg_sync', 'conns'), pg_temp.metric('http', 'pg_sync', 'secs')),
+       format('%s req/s; p50 %s / p99 %s ms; %s non-2xx, %s errors',
+              to_char(pg_temp.metric('http', 'pg_sync', 'rps'), 'FM999999'),
+              pg_temp.metric('http', 'pg_sync', 'p50_ms'), pg_temp.metric('http', 'pg_sync', 'p99_ms'),
+              pg_temp.metric('http', 'pg_sync', 'non2xx'), pg_temp.metric('http', 'pg_sync', 'errors')),
+       format('HTTP ceiling (same server, an unknown route: no JWT check, no database): %s req/s, p99 %s ms',
+              to_char(pg_temp.metric('http', 'ceiling', 'rps'), 'FM999999'), pg_temp.metric('http', 'ceiling', 'p99_ms')),
+       '—',
+       format('%s× the ceiling''s req/s', to_char(pg_temp.metric('http', 'pg_sync', 'rps') / pg_temp.metric('http', 'ceiling', 'rps'), 'FM990.00')),
+       '—', 'req/s and p99 reported; no errors',
+       pg_temp.yes(pg_temp.metric('http', 'pg_sync', 'non2xx') = 0 AND pg_temp.metric('http', 'pg_sync', 'errors') = 0));
+
+-- details
+INSERT INTO lines (line) VALUES
+ (''),
+ ('## Details'),
+ (''),
+ ('Medians of the call alone (without its COMMIT) and of the result size:'),
+ (''),
+ ('| Case | Implementation | Reps | Call + COMMIT p50 | Call p50 | Result / document bytes |'),
+ ('|---|---|---|---|---|---|');
+INSERT INTO lines (line)
+SELECT format('| %s | %s | %s | %s ms | %s ms | %s |', case_name, impl, n, pg_temp.ms(p50), pg_temp.ms(call_p50),
+              coalesce(to_char(bytes, 'FM999,999,999'), '—'))
+  FROM stats
+ ORDER BY array_position('{first_pull,incr_write,incr_reuse,empty_write,empty_reuse,push_1k,push_10k}'::text[], case_name),
+          array_position('{pg_sync,limit,limit_exact,plpgsql,read_rows}'::text[], impl);
+
+INSERT INTO lines (line) VALUES
+ (''),
+ ('Implementations:'),
+ (''),
+ ('- **pg_sync**: `sync_pull(token)` / `sync_push(doc::json, token)` with the user''s claims set in the transaction; the token of a push comes from `sync_checkpoint()` right before it.'),
+ ('- **Physical limit**: plain SQL on the same rows, no sync logic. Pulls: `SELECT json_agg(t) FROM notes t WHERE owner = $1 [AND updated_at > $2]` on the registered table itself (all columns, timestamps as ISO text). `limit_exact` (first pull only, for reference) produces the same keys and values as pg_sync (timestamps as epoch ms). Pushes: the same document upserted with `INSERT … SELECT … FROM jsonb_to_recordset(…) ON CONFLICT (id) DO UPDATE` plus a `DELETE … WHERE id IN (…)` into `notes_raw`, an untracked copy with the same indexes.'),
+ ('- **PL/pgSQL baseline**: test/bench/sql/baseline.sql — `last_modified_at`/`deleted_at` kept by a trigger, `pull(last_pulled_at)` aggregating into jsonb, `push(changes, last_pulled_at)` with soft deletes and per-record updates, in the style of the Supabase WatermelonDB tutorial, on its own copy `notes_pl`.'),
+ ('- **Write overhead**: pgbench, single-row INSERT / UPDATE transactions; pg_sync column = registered `notes`, limit column = unregistered `notes_raw`, baseline column = `notes_pl` with its trigger. "baseline ÷ pg_sync" there is registered TPS ÷ baseline-table TPS.'),
+ ('- **read_rows** (first pull only, for reference): reads the same rows and every column, makes no JSON: the floor below any encoding.'),
+ ('- **Mixed load**: pgbench -M prepared over the Unix socket; latencies are per transaction as pgbench sees them (round trip included). A pull transaction sets the claims of a user of the client''s share and pulls with a token the client got between one and two token ages ago (pgbench/mixed_pull.sql); a push transaction pulls for a fresh token, builds a 10-record document (bench.mixed_doc) and pushes it. Clients never share users. "checkpoints recorded" counts the rows pulls added to _pg_sync.checkpoints.'),
+ ('- **Checkpoint variants**: the client''s token is always older than pg_sync.checkpoint_interval. When it is the newest checkpoint, the pull records a new one (an INSERT and a durable COMMIT); under load a pull usually reuses a checkpoint another client recorded less than pg_sync.checkpoint_interval ago. Both are measured.');
+
+\o
+SELECT line FROM lines ORDER BY n;
