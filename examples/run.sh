@@ -8,20 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-export PATH="/usr/lib/postgresql/15/bin:$PATH"
-
-need=()
-for pkg in postgresql-15 postgresql-server-dev-15 libjansson-dev build-essential; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+. "$root/test/ensure-deps.sh"
+ensure_deps
 make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null
 $SUDO make -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null
 

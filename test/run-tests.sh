@@ -9,19 +9,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-export PATH="/usr/lib/postgresql/15/bin:$PATH"
-
-need=()
-for pkg in postgresql-15 postgresql-server-dev-15 libjansson-dev build-essential; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-command -v node >/dev/null 2>&1 || need+=(nodejs)
-command -v npm >/dev/null 2>&1 || need+=(npm)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "== installing ${need[*]}"
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null || exit 1
-fi
+. "$root/test/ensure-deps.sh"
+ensure_deps || exit 1
 
 echo "== building"
 make -s clean >/dev/null 2>&1

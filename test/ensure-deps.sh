@@ -1,0 +1,20 @@
+# Sourced by the README's commands (examples/run.sh, test/run-tests.sh):
+# installs with apt what a fresh Debian machine lacks to build pg_sync, run
+# PostgreSQL 15, and run the HTTP parts (Node.js and npm, curl). Sets SUDO
+# ("" as root) and puts PostgreSQL 15's binaries first on PATH.
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+export PATH="/usr/lib/postgresql/15/bin:$PATH"
+ensure_deps() {
+  local need=() pkg
+  for pkg in postgresql-15 postgresql-server-dev-15 libjansson-dev build-essential; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  command -v node >/dev/null 2>&1 || need+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need+=(npm)
+  command -v curl >/dev/null 2>&1 || need+=(curl)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing ${need[*]}"
+    $SUDO apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+}
