@@ -18,6 +18,11 @@
 #define ERRCODE_SYNC_CONFLICT		MAKE_SQLSTATE('S','Y','0','0','1')
 #define ERRCODE_SYNC_TOKEN_EXPIRED	MAKE_SQLSTATE('S','Y','0','0','2')
 #define ERRCODE_SYNC_TOKEN_UNKNOWN	MAKE_SQLSTATE('S','Y','0','0','3')
+#define ERRCODE_SYNC_TOKEN_NOT_YET_VISIBLE	MAKE_SQLSTATE('S','Y','0','0','4')
+
+/* how far past the newest visible checkpoint a token may be and still be
+ * taken for one not replayed or not visible yet */
+#define SYNC_TOKEN_LOOKAHEAD	INT64CONST(1000000)
 
 /* largest token a JavaScript client can hold exactly */
 #define SYNC_MAX_TOKEN	((int64) 9007199254740991)	/* 2^53 - 1 */

@@ -48,7 +48,8 @@ sync_token_resolve(int64 token, SyncToken *out)
 	int			rc;
 	bool		isnull;
 	int64		lineage,
-				oldest;
+				oldest,
+				newest;
 
 	check_range(token);
 	memset(out, 0, sizeof(*out));
@@ -64,7 +65,8 @@ sync_token_resolve(int64 token, SyncToken *out)
 			"       pg_catalog.clock_timestamp() - created_at < $2 * interval '1 ms'"
 			"  FROM _pg_sync.checkpoints WHERE id = $1", 2, types);
 		bounds_plan = sync_prepare(
-			"SELECT s.lineage_start, (SELECT min(id) FROM _pg_sync.checkpoints)"
+			"SELECT s.lineage_start, (SELECT min(id) FROM _pg_sync.checkpoints),"
+			"       (SELECT max(id) FROM _pg_sync.checkpoints)"
 			"  FROM _pg_sync.state s", 0, NULL);
 	}
 	args[0] = Int64GetDatum(token);
@@ -92,6 +94,25 @@ sync_token_resolve(int64 token, SyncToken *out)
 	oldest = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	if (isnull)
 		oldest = PG_INT64_MAX;
+	newest = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if (isnull)
+		newest = lineage;
+
+	/*
+	 * Just past what this snapshot can see: on a hot standby that has not
+	 * replayed the checkpoint yet, or in a REPEATABLE READ transaction that
+	 * began before it was recorded, the token may well be real. Retry later
+	 * rather than reset the client. (In READ COMMITTED on the primary a token
+	 * handed out by a committed pull is always visible.)
+	 */
+	if (token > newest && token - newest <= SYNC_TOKEN_LOOKAHEAD &&
+		(RecoveryInProgress() || IsolationUsesXactSnapshot()))
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNC_TOKEN_NOT_YET_VISIBLE),
+				 errmsg("sync token " INT64_FORMAT " is not visible yet", token),
+				 errdetail("The token is newer than this transaction's snapshot%s.",
+						   RecoveryInProgress() ? " (a standby behind its primary)" : ""),
+				 errhint("Retry the pull in a new transaction.")));
 	if (token >= lineage && token < oldest)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNC_TOKEN_EXPIRED),

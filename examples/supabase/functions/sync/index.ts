@@ -30,7 +30,8 @@ const roles = new Set((Deno.env.get("SYNC_ROLES") ?? "authenticated,anon").split
 function statusFor(code: string): number {
   // push conflict, or the push lost a deadlock / serialization race: pull, then push again
   if (code === "SY001" || code === "40001" || code === "40P01") return 409;
-  if (code === "55P03" || code === "57014") return 503; // lock not available, statement timeout: retry later
+  // lock not available, statement timeout, token not visible yet (standby lag): retry later
+  if (code === "55P03" || code === "57014" || code === "SY004") return 503;
   if (code === "SY002" || code === "SY003") return 410; // token expired/unknown: reset the client
   if (code === "28000") return 401; // no user id
   if (code === "42501") return 403; // not allowed
