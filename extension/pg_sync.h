@@ -191,7 +191,7 @@ extern void sync_registry_init(void);
 extern void sync_token_resolve(int64 token, SyncToken *out);
 extern char *sync_token_current_snapshot(Datum *snap);
 extern void sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text,
-							  SyncToken *out, bool *exact, bool *must_insert);
+							  int interval_ms, SyncToken *out, bool *exact, bool *must_insert);
 extern void sync_token_record(SyncToken *tok);
 
 /* auth.c */

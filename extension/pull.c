@@ -325,7 +325,7 @@ sync_pull(PG_FUNCTION_ARGS)
 	sync_token_resolve(token, &prev);
 	tables = sync_registry_load(&prev);
 	snap_text = sync_token_current_snapshot(&snap);
-	sync_token_choose(&prev, snap, snap_text, &cur, &exact, &must_insert);
+	sync_token_choose(&prev, snap, snap_text, sync_checkpoint_interval_ms, &cur, &exact, &must_insert);
 	sync_restore_user(save_user, save_sec);
 
 	foreach(lc, tables)

@@ -152,6 +152,17 @@ kind_of(Oid basetyp)
 	}
 }
 
+/* The conflict policy named in a registration (checked at registration). */
+static SyncPolicy
+parse_policy(const char *policy)
+{
+	if (strcmp(policy, "client_wins") == 0)
+		return SP_CLIENT_WINS;
+	if (strcmp(policy, "server_wins") == 0)
+		return SP_SERVER_WINS;
+	return SP_ABORT;
+}
+
 /* Builds a descriptor from the catalog and the registration row. */
 static SyncTable *
 build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
@@ -173,12 +184,7 @@ build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
 	t->relid = relid;
 	t->table_id = table_id;
 	t->name = pstrdup(name);
-	if (strcmp(policy, "client_wins") == 0)
-		t->policy = SP_CLIENT_WINS;
-	else if (strcmp(policy, "server_wins") == 0)
-		t->policy = SP_SERVER_WINS;
-	else
-		t->policy = SP_ABORT;
+	t->policy = parse_policy(policy);
 	t->pull_only = pull_only;
 	t->key = -1;
 	t->owner = -1;
@@ -280,8 +286,7 @@ get_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
 	t = e->desc;
 	if (t && t->valid && t->table_id == table_id && strcmp(t->name, name) == 0 &&
 		t->pull_only == pull_only &&
-		t->policy == (strcmp(policy, "client_wins") == 0 ? SP_CLIENT_WINS :
-					  strcmp(policy, "server_wins") == 0 ? SP_SERVER_WINS : SP_ABORT) &&
+		t->policy == parse_policy(policy) &&
 		(ownercol ? (t->owner >= 0 && strcmp(t->cols[t->owner].name, ownercol) == 0) : t->owner < 0))
 		return t;
 	/* build first: if it fails, the entry keeps its old descriptor */

@@ -293,7 +293,7 @@ snapshot_without_own_xid(const char *text)
  * and the current snapshot. The current snapshot is best (exact: every row
  * read belongs to it). The newest checkpoint is reused instead when it holds
  * the same snapshot, or when this transaction cannot write, or when it is
- * younger than pg_sync.checkpoint_interval and the caller's own token is not
+ * younger than interval_ms (pg_sync.checkpoint_interval) and the caller's own token is not
  * (a client pulling again at once -- after a push conflict, say -- must see
  * what committed since) -- but only if it contains everything prev had seen
  * (checkpoint ids do not follow snapshot order), else a new one is recorded,
@@ -302,7 +302,7 @@ snapshot_without_own_xid(const char *text)
  * sync_token_record() (done last, after every read).
  */
 void
-sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text,
+sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text, int interval_ms,
 				  SyncToken *out, bool *exact, bool *must_insert)
 {
 	Datum		args[1];
@@ -326,7 +326,7 @@ sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text,
 			"       pg_catalog.clock_timestamp() - created_at < $1 * interval '1 ms'"
 			"  FROM _pg_sync.checkpoints ORDER BY id DESC LIMIT 1", 1, types);
 	}
-	args[0] = Int32GetDatum(sync_checkpoint_interval_ms);
+	args[0] = Int32GetDatum(interval_ms);
 	rc = SPI_execute_plan(newest_plan, args, NULL, true, 1);
 	sync_check_spi(rc, SPI_OK_SELECT, "reading the newest checkpoint");
 	*must_insert = false;
@@ -397,7 +397,6 @@ sync_checkpoint(PG_FUNCTION_ARGS)
 	SyncToken	tok;
 	bool		exact,
 				must_insert;
-	int			saved_interval = sync_checkpoint_interval_ms;
 
 	if (!can_write())
 		ereport(ERROR,
@@ -406,16 +405,8 @@ sync_checkpoint(PG_FUNCTION_ARGS)
 	SPI_connect();
 	sync_as_owner(&save_user, &save_sec);
 	text = sync_token_current_snapshot(&snap);
-	sync_checkpoint_interval_ms = 0;
-	PG_TRY();
-	{
-		sync_token_choose(&none, snap, text, &tok, &exact, &must_insert);
-	}
-	PG_FINALLY();
-	{
-		sync_checkpoint_interval_ms = saved_interval;
-	}
-	PG_END_TRY();
+	/* interval 0: reuse the newest checkpoint only if it is the same snapshot */
+	sync_token_choose(&none, snap, text, 0, &tok, &exact, &must_insert);
 	if (must_insert)
 		sync_token_record(&tok);
 	sync_restore_user(save_user, save_sec);
