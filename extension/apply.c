@@ -261,7 +261,9 @@ write_plan(SyncTable *t, const char *colset)
 		if (colset[i] != '1')
 			continue;
 		expr = OidIsValid(c->arraytypid) ? psprintf("v.c%d", n + 1)
-			: psprintf("v.c%d::%s", n + 1, format_type_with_typemod(c->typid, c->typmod));
+			: psprintf("v.c%d::%s", n + 1,
+					   format_type_extended(c->typid, c->typmod,
+											FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
 		if (n > 0)
 		{
 			appendStringInfoString(&cols, ", ");
@@ -292,7 +294,7 @@ write_plan(SyncTable *t, const char *colset)
 	MemoryContextSwitchTo(old);
 	wp->insert_plan = sync_prepare(
 		psprintf("INSERT INTO %s AS t (%s)%s SELECT %s FROM ROWS FROM (%s) AS v(%s)"
-				 " ON CONFLICT (%s) DO NOTHING RETURNING %s::text",
+				 " ON CONFLICT (%s) DO NOTHING RETURNING %s::pg_catalog.text",
 				 t->qualname, cols.data, overriding ? " OVERRIDING SYSTEM VALUE" : "",
 				 exprs.data, unnest.data, names.data, quote_identifier(t->cols[t->key].name),
 				 quote_identifier(t->cols[t->key].name)),
@@ -300,7 +302,7 @@ write_plan(SyncTable *t, const char *colset)
 	if (sets.len > 0)
 		wp->update_plan = sync_prepare(
 			psprintf("UPDATE ONLY %s AS t SET %s FROM ROWS FROM (%s) AS v(%s)"
-					 " WHERE t.%s = v.c%d",
+					 " WHERE t.%s OPERATOR(pg_catalog.=) v.c%d",
 					 t->qualname, sets.data, unnest.data, names.data,
 					 quote_identifier(t->cols[t->key].name), keypos),
 			n, types);
@@ -506,9 +508,10 @@ lock_rows(SyncTable *t, char **ids, int n, HTAB *existing, HTAB *foreign, const 
 
 	if (t->lock_plan == NULL)
 		t->lock_plan = sync_prepare(
-			psprintf("SELECT %s::text, %s FROM ONLY %s WHERE %s = ANY($1) ORDER BY 1 FOR UPDATE",
+			psprintf("SELECT %s::pg_catalog.text, %s FROM ONLY %s WHERE %s OPERATOR(pg_catalog.=) ANY($1)"
+					 " ORDER BY 1 FOR UPDATE",
 					 quote_identifier(t->cols[t->key].name),
-					 t->owner >= 0 ? psprintf("%s::text", quote_identifier(t->cols[t->owner].name)) : "NULL",
+					 t->owner >= 0 ? psprintf("%s::pg_catalog.text", quote_identifier(t->cols[t->owner].name)) : "NULL",
 					 t->qualname, quote_identifier(t->cols[t->key].name)),
 			1, &t->cols[t->key].arraytypid);
 	arg[0] = sync_ids_array(t, ids, n);
@@ -553,8 +556,7 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 	int			i,
 				rc;
 	uint64		j;
-	Oid			save_user;
-	int			save_sec;
+	SyncOwnerCtx owner_ctx;
 	bool		check_all = tok->id == 0 || new_since_token;
 	char	  **sorted;
 	int			nc = 0;
@@ -603,15 +605,15 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 
 	/* conflicts: rows changed after the token, read with a fresh snapshot */
 	conflicts = sync_idset_create();
-	sync_as_owner(&save_user, &save_sec);
+	sync_owner_enter(&owner_ctx);
 	if (conflict_plan == NULL)
 	{
 		Oid			types[4] = {INT4OID, TEXTARRAYOID, PG_SNAPSHOTOID, TEXTOID};
 
 		conflict_plan = sync_prepare(
 			"SELECT DISTINCT id FROM _pg_sync.row_meta"
-			" WHERE table_id = $1 AND id = ANY($2)"
-			"   AND ($4 IS NULL OR owner = $4)"
+			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) ANY($2)"
+			"   AND ($4 IS NULL OR owner OPERATOR(pg_catalog.=) $4)"
 			"   AND ($3 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(xid, $3))", 4, types);
 	}
 	{
@@ -628,7 +630,7 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 		argnulls[3] = t->owner >= 0 ? ' ' : 'n';
 	}
 	rc = SPI_execute_plan(conflict_plan, arg, argnulls, false, 0);
-	sync_restore_user(save_user, save_sec);
+	sync_owner_leave(&owner_ctx);
 	sync_check_spi(rc, SPI_OK_SELECT, "checking conflicts");
 	for (j = 0; j < SPI_processed; j++)
 		sync_idset_add(conflicts, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1));
@@ -678,7 +680,7 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 
 			if (t->delete_plan == NULL)
 				t->delete_plan = sync_prepare(
-					psprintf("DELETE FROM ONLY %s WHERE %s = ANY($1)", t->qualname,
+					psprintf("DELETE FROM ONLY %s WHERE %s OPERATOR(pg_catalog.=) ANY($1)", t->qualname,
 							 quote_identifier(t->cols[t->key].name)),
 					1, &t->cols[t->key].arraytypid);
 			arg[0] = sync_ids_array(t, delids, nd);

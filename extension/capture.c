@@ -29,7 +29,7 @@ PG_FUNCTION_INFO_V1(sync_capture_truncate);
 static char *
 key_expr(SyncTable *t, const char *alias)
 {
-	return psprintf("%s.%s::text", alias, quote_identifier(t->cols[t->key].name));
+	return psprintf("%s.%s::pg_catalog.text", alias, quote_identifier(t->cols[t->key].name));
 }
 
 static char *
@@ -37,7 +37,7 @@ owner_expr(SyncTable *t, const char *alias)
 {
 	if (t->owner < 0)
 		return "''";
-	return psprintf("coalesce(%s.%s::text, '')", alias, quote_identifier(t->cols[t->owner].name));
+	return psprintf("coalesce(%s.%s::pg_catalog.text, '')", alias, quote_identifier(t->cols[t->owner].name));
 }
 
 /*
@@ -65,7 +65,8 @@ capture_plan(SyncTable *t, int event)
 						" UNION ALL "
 						"SELECT %s, %s, true FROM pg_sync_old o"
 						" WHERE NOT EXISTS (SELECT FROM pg_sync_new n"
-						"                    WHERE %s = %s AND %s = %s)",
+						"                    WHERE %s OPERATOR(pg_catalog.=) %s"
+						"                      AND %s OPERATOR(pg_catalog.=) %s)",
 						key_expr(t, "n"), owner_expr(t, "n"),
 						key_expr(t, "o"), owner_expr(t, "o"),
 						key_expr(t, "n"), key_expr(t, "o"), owner_expr(t, "n"), owner_expr(t, "o"));
@@ -74,7 +75,8 @@ capture_plan(SyncTable *t, int event)
 		" SELECT $1, r.id, r.owner, $2, r.deleted FROM (%s) AS r(id, owner, deleted)"
 		" ON CONFLICT (table_id, id, owner) DO UPDATE"
 		"   SET xid = excluded.xid, deleted = excluded.deleted"
-		" WHERE m.xid <> excluded.xid OR m.deleted <> excluded.deleted", rows),
+		" WHERE m.xid OPERATOR(pg_catalog.<>) excluded.xid"
+		"    OR m.deleted OPERATOR(pg_catalog.<>) excluded.deleted", rows),
 		2, types);
 	return *slot;
 }
@@ -89,8 +91,7 @@ sync_capture(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Tuplestorestate *rows;
 	SyncTable  *t;
-	Oid			save_user;
-	int			save_sec;
+	SyncOwnerCtx owner_ctx;
 	int			event;
 	Datum		args[2];
 	int			rc;
@@ -115,7 +116,7 @@ sync_capture(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	SPI_connect();
-	sync_as_owner(&save_user, &save_sec);
+	sync_owner_enter(&owner_ctx);
 	t = sync_registry_lookup(RelationGetRelid(td->tg_relation), true);
 	if (t != NULL)
 	{
@@ -126,7 +127,7 @@ sync_capture(PG_FUNCTION_ARGS)
 		rc = SPI_execute_plan(capture_plan(t, event), args, NULL, false, 0);
 		sync_check_spi(rc, SPI_OK_INSERT, "recording changes");
 	}
-	sync_restore_user(save_user, save_sec);
+	sync_owner_leave(&owner_ctx);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
@@ -138,8 +139,7 @@ sync_capture_truncate(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	SyncTable  *t;
 	FullTransactionId xid;
-	Oid			save_user;
-	int			save_sec;
+	SyncOwnerCtx owner_ctx;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) ||
 		!TRIGGER_FIRED_BEFORE(td->tg_event))
@@ -148,7 +148,7 @@ sync_capture_truncate(PG_FUNCTION_ARGS)
 				 errmsg("_pg_sync.capture_truncate() must be a BEFORE TRUNCATE trigger")));
 	xid = GetTopFullTransactionId();
 	SPI_connect();
-	sync_as_owner(&save_user, &save_sec);
+	sync_owner_enter(&owner_ctx);
 	t = sync_registry_lookup(RelationGetRelid(td->tg_relation), true);
 	if (t != NULL)
 	{
@@ -167,7 +167,7 @@ sync_capture_truncate(PG_FUNCTION_ARGS)
 			2, types, args, NULL, false, 0);
 		sync_check_spi(rc, SPI_OK_INSERT, "recording a truncate");
 	}
-	sync_restore_user(save_user, save_sec);
+	sync_owner_leave(&owner_ctx);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

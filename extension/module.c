@@ -94,22 +94,34 @@ sync_owner(void)
 }
 
 /*
- * Switches to the extension owner for reading or writing internal state.
- * Transaction abort restores the caller's identity if an error intervenes.
+ * Switches to the extension owner for reading or writing internal state, and
+ * pins search_path to pg_catalog, pg_temp for as long: nothing the caller
+ * defines (operators, functions, types in a schema of theirs put first in
+ * search_path) can be resolved by a query pg_sync runs, prepares or replans
+ * as the owner. The caller's setting comes back with sync_owner_leave(), or
+ * with the (sub)transaction abort if an error intervenes -- both the GUC nest
+ * level and the identity are unwound by it.
  */
 void
-sync_as_owner(Oid *save_user, int *save_sec)
+sync_owner_enter(SyncOwnerCtx *ctx)
 {
-	GetUserIdAndSecContext(save_user, save_sec);
-	SetUserIdAndSecContext(sync_owner(),
-						   *save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	Oid			owner = sync_owner();
+
+	GetUserIdAndSecContext(&ctx->save_user, &ctx->save_sec);
+	ctx->gucnest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	SetUserIdAndSecContext(owner,
+						   ctx->save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 }
 
-/* Returns to the identity saved by sync_as_owner. */
+/* Returns to the caller's identity and search_path saved by sync_owner_enter. */
 void
-sync_restore_user(Oid save_user, int save_sec)
+sync_owner_leave(SyncOwnerCtx *ctx)
 {
-	SetUserIdAndSecContext(save_user, save_sec);
+	SetUserIdAndSecContext(ctx->save_user, ctx->save_sec);
+	AtEOXact_GUC(true, ctx->gucnest);
 }
 
 /* Prepares a statement and keeps the plan for the life of the backend. */

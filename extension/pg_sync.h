@@ -177,8 +177,15 @@ extern int	sync_max_records;
 extern char *sync_user_claim;
 extern char *sync_trusted_role;
 extern int	sync_max_push_bytes;
-extern void sync_as_owner(Oid *save_user, int *save_sec);
-extern void sync_restore_user(Oid save_user, int save_sec);
+/* The caller's identity and search_path while pg_sync runs as the owner. */
+typedef struct SyncOwnerCtx
+{
+	Oid			save_user;
+	int			save_sec;
+	int			gucnest;
+} SyncOwnerCtx;
+extern void sync_owner_enter(SyncOwnerCtx *ctx);
+extern void sync_owner_leave(SyncOwnerCtx *ctx);
 extern SPIPlanPtr sync_prepare(const char *sql, int nargs, Oid *argtypes);
 extern void sync_check_spi(int rc, int expected, const char *what);
 

@@ -59,11 +59,11 @@ prepare_row_plans(SyncTable *t)
 		return;
 	cols = select_list(t);
 	key = quote_identifier(t->cols[t->key].name);
-	t->byid_plan = sync_prepare(psprintf("SELECT %s FROM ONLY %s WHERE %s = ANY($1)",
+	t->byid_plan = sync_prepare(psprintf("SELECT %s FROM ONLY %s WHERE %s OPERATOR(pg_catalog.=) ANY($1)",
 										 cols, t->qualname, key),
 								1, &t->cols[t->key].arraytypid);
 	if (t->owner >= 0)
-		t->full_owner_plan = sync_prepare(psprintf("SELECT %s FROM ONLY %s WHERE %s = $1",
+		t->full_owner_plan = sync_prepare(psprintf("SELECT %s FROM ONLY %s WHERE %s OPERATOR(pg_catalog.=) $1",
 												   cols, t->qualname,
 												   quote_identifier(t->cols[t->owner].name)),
 										  1, &t->cols[t->owner].typid);
@@ -98,9 +98,9 @@ read_changes(SyncTable *t, const char *owner, SyncToken *prev, SyncToken *cur,
 
 		changes_plan = sync_prepare(
 			"SELECT id, deleted FROM _pg_sync.row_meta"
-			" WHERE table_id = $1 AND owner = $2"
-			"   AND xid >= pg_catalog.pg_snapshot_xmin($3)"
-			"   AND xid < pg_catalog.pg_snapshot_xmax($4)"
+			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2"
+			"   AND xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($3)"
+			"   AND xid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax($4)"
 			"   AND NOT pg_catalog.pg_visible_in_snapshot(xid, $3)"
 			"   AND pg_catalog.pg_visible_in_snapshot(xid, $4)", 4, types);
 	}
@@ -143,8 +143,8 @@ read_pending(SyncTable *t, const char *owner, SyncToken *cur)
 
 		pending_plan = sync_prepare(
 			"SELECT id FROM _pg_sync.row_meta"
-			" WHERE table_id = $1 AND owner = $2"
-			"   AND xid >= pg_catalog.pg_snapshot_xmin($3)"
+			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2"
+			"   AND xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($3)"
 			"   AND NOT pg_catalog.pg_visible_in_snapshot(xid, $3)", 3, types);
 	}
 	args[0] = Int32GetDatum(t->table_id);
@@ -172,10 +172,10 @@ migration_tables(Jsonb *migration)
 
 		migration_plan = sync_prepare(
 			"SELECT t FROM pg_catalog.jsonb_array_elements_text("
-			"         coalesce($1->'tables', '[]')) AS t"
+			"         coalesce($1 OPERATOR(pg_catalog.->) 'tables', '[]')) AS t"
 			" UNION "
-			"SELECT c->>'table' FROM pg_catalog.jsonb_array_elements("
-			"         coalesce($1->'columns', '[]')) AS c", 1, types);
+			"SELECT c OPERATOR(pg_catalog.->>) 'table' FROM pg_catalog.jsonb_array_elements("
+			"         coalesce($1 OPERATOR(pg_catalog.->) 'columns', '[]')) AS c", 1, types);
 	}
 	if (JsonContainerIsScalar(&migration->root) || JsonContainerIsArray(&migration->root))
 		ereport(ERROR,
@@ -216,8 +216,7 @@ pull_table(StringInfo out, SyncTableRef *ref, bool full, const char *user,
 	int			ndeleted = 0;
 	SyncPullSink sink;
 	const char *owner = "";
-	Oid			save_user;
-	int			save_sec;
+	SyncOwnerCtx owner_ctx;
 
 	initStringInfo(&deleted);
 	memset(&sink, 0, sizeof(sink));
@@ -234,9 +233,9 @@ pull_table(StringInfo out, SyncTableRef *ref, bool full, const char *user,
 
 		if (!exact)
 		{
-			sync_as_owner(&save_user, &save_sec);
+			sync_owner_enter(&owner_ctx);
 			sink.skip = read_pending(t, owner, cur);
-			sync_restore_user(save_user, save_sec);
+			sync_owner_leave(&owner_ctx);
 		}
 		if (t->owner >= 0)
 		{
@@ -252,9 +251,9 @@ pull_table(StringInfo out, SyncTableRef *ref, bool full, const char *user,
 	{
 		List	   *live;
 
-		sync_as_owner(&save_user, &save_sec);
+		sync_owner_enter(&owner_ctx);
 		live = read_changes(t, owner, prev, cur, &deleted, &ndeleted);
-		sync_restore_user(save_user, save_sec);
+		sync_owner_leave(&owner_ctx);
 		if (live != NIL)
 		{
 			int			n = list_length(live);
@@ -299,8 +298,7 @@ sync_pull(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	char	   *user = NULL;
 	bool		need_user = false;
-	Oid			save_user;
-	int			save_sec;
+	SyncOwnerCtx owner_ctx;
 	StringInfoData out;
 	text	   *result;
 	int			sent = 0;
@@ -321,12 +319,12 @@ sync_pull(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		resend = migration_tables(PG_GETARG_JSONB_P(2));
 
-	sync_as_owner(&save_user, &save_sec);
+	sync_owner_enter(&owner_ctx);
 	sync_token_resolve(token, &prev);
 	tables = sync_registry_load(&prev);
 	snap_text = sync_token_current_snapshot(&snap);
 	sync_token_choose(&prev, snap, snap_text, sync_checkpoint_interval_ms, &cur, &exact, &must_insert);
-	sync_restore_user(save_user, save_sec);
+	sync_owner_leave(&owner_ctx);
 
 	foreach(lc, tables)
 		if (((SyncTableRef *) lfirst(lc))->desc->owner >= 0)
@@ -360,9 +358,9 @@ sync_pull(PG_FUNCTION_ARGS)
 	}
 	if (must_insert)
 	{
-		sync_as_owner(&save_user, &save_sec);
+		sync_owner_enter(&owner_ctx);
 		sync_token_record(&cur);
-		sync_restore_user(save_user, save_sec);
+		sync_owner_leave(&owner_ctx);
 	}
 	appendStringInfo(&out, "},\"timestamp\":" INT64_FORMAT "}", cur.id);
 

@@ -42,8 +42,7 @@ sync_push(PG_FUNCTION_ARGS)
 	SyncToken	tok;
 	List	   *tables;
 	ListCell   *lc;
-	Oid			save_user;
-	int			save_sec;
+	SyncOwnerCtx owner_ctx;
 	int64		counts[3] = {0, 0, 0};
 	int			i;
 	StringInfoData result;
@@ -72,10 +71,10 @@ sync_push(PG_FUNCTION_ARGS)
 	changes = sync_decode_changes(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc));
 
 	SPI_connect();
-	sync_as_owner(&save_user, &save_sec);
+	sync_owner_enter(&owner_ctx);
 	sync_token_resolve(token, &tok);
 	tables = sync_registry_load(&tok);
-	sync_restore_user(save_user, save_sec);
+	sync_owner_leave(&owner_ctx);
 
 	/* every named table must be registered, unless its entry is empty */
 	for (i = 0; i < changes->ntables; i++)

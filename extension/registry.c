@@ -329,8 +329,9 @@ sync_registry_load(SyncToken *prev)
 		Oid			types[1] = {PG_SNAPSHOTOID};
 
 		load_plan = sync_prepare(
-			"SELECT relid::oid, table_id, name, key_column::text, owner_column::text,"
-			"       conflict_policy, coalesce((options->>'pull_only')::boolean, false),"
+			"SELECT relid::pg_catalog.oid, table_id, name, key_column::pg_catalog.text,"
+			"       owner_column::pg_catalog.text,"
+			"       conflict_policy, coalesce((options OPERATOR(pg_catalog.->>) 'pull_only')::pg_catalog.bool, false),"
 			"       CASE WHEN $1 IS NULL THEN true"
 			"            ELSE NOT pg_catalog.pg_visible_in_snapshot(registered_xid, $1) END"
 			"  FROM _pg_sync.tables ORDER BY table_id", 1, types);
@@ -381,9 +382,10 @@ sync_registry_lookup(Oid relid, bool missing_ok)
 		Oid			types[1] = {OIDOID};
 
 		lookup_plan = sync_prepare(
-			"SELECT table_id, name, key_column::text, owner_column::text, conflict_policy,"
-			"       coalesce((options->>'pull_only')::boolean, false)"
-			"  FROM _pg_sync.tables WHERE relid = $1", 1, types);
+			"SELECT table_id, name, key_column::pg_catalog.text, owner_column::pg_catalog.text,"
+			"       conflict_policy,"
+			"       coalesce((options OPERATOR(pg_catalog.->>) 'pull_only')::pg_catalog.bool, false)"
+			"  FROM _pg_sync.tables WHERE relid OPERATOR(pg_catalog.=) $1", 1, types);
 	}
 	args[0] = ObjectIdGetDatum(relid);
 	rc = SPI_execute_plan(lookup_plan, args, NULL, false, 1);

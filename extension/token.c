@@ -61,12 +61,13 @@ sync_token_resolve(int64 token, SyncToken *out)
 		Oid			types[2] = {INT8OID, INT4OID};
 
 		resolve_plan = sync_prepare(
-			"SELECT snap, snap::text,"
-			"       pg_catalog.clock_timestamp() - created_at < $2 * interval '1 ms'"
-			"  FROM _pg_sync.checkpoints WHERE id = $1", 2, types);
+			"SELECT snap, snap::pg_catalog.text,"
+			"       (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) created_at)"
+			"         OPERATOR(pg_catalog.<) ($2 OPERATOR(pg_catalog.*) interval '1 ms')"
+			"  FROM _pg_sync.checkpoints WHERE id OPERATOR(pg_catalog.=) $1", 2, types);
 		bounds_plan = sync_prepare(
-			"SELECT s.lineage_start, (SELECT min(id) FROM _pg_sync.checkpoints),"
-			"       (SELECT max(id) FROM _pg_sync.checkpoints)"
+			"SELECT s.lineage_start, (SELECT pg_catalog.min(id) FROM _pg_sync.checkpoints),"
+			"       (SELECT pg_catalog.max(id) FROM _pg_sync.checkpoints)"
 			"  FROM _pg_sync.state s", 0, NULL);
 	}
 	args[0] = Int64GetDatum(token);
@@ -138,7 +139,7 @@ sync_token_current_snapshot(Datum *snap)
 
 	if (snapshot_plan == NULL)
 		snapshot_plan = sync_prepare(
-			"SELECT pg_catalog.pg_current_snapshot(), pg_catalog.pg_current_snapshot()::text", 0, NULL);
+			"SELECT pg_catalog.pg_current_snapshot(), pg_catalog.pg_current_snapshot()::pg_catalog.text", 0, NULL);
 	rc = SPI_execute_plan(snapshot_plan, NULL, NULL, true, 1);
 	sync_check_spi(rc, SPI_OK_SELECT, "reading the snapshot");
 	*snap = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
@@ -322,8 +323,9 @@ sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text, int int
 		Oid			types[1] = {INT4OID};
 
 		newest_plan = sync_prepare(
-			"SELECT id, snap, snap::text,"
-			"       pg_catalog.clock_timestamp() - created_at < $1 * interval '1 ms'"
+			"SELECT id, snap, snap::pg_catalog.text,"
+			"       (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) created_at)"
+			"         OPERATOR(pg_catalog.<) ($1 OPERATOR(pg_catalog.*) interval '1 ms')"
 			"  FROM _pg_sync.checkpoints ORDER BY id DESC LIMIT 1", 1, types);
 	}
 	args[0] = Int32GetDatum(interval_ms);
@@ -389,8 +391,7 @@ sync_token_record(SyncToken *tok)
 Datum
 sync_checkpoint(PG_FUNCTION_ARGS)
 {
-	Oid			save_user;
-	int			save_sec;
+	SyncOwnerCtx owner_ctx;
 	Datum		snap;
 	char	   *text;
 	SyncToken	none = {0};
@@ -403,13 +404,13 @@ sync_checkpoint(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("sync_checkpoint() cannot run in a read-only transaction")));
 	SPI_connect();
-	sync_as_owner(&save_user, &save_sec);
+	sync_owner_enter(&owner_ctx);
 	text = sync_token_current_snapshot(&snap);
 	/* interval 0: reuse the newest checkpoint only if it is the same snapshot */
 	sync_token_choose(&none, snap, text, 0, &tok, &exact, &must_insert);
 	if (must_insert)
 		sync_token_record(&tok);
-	sync_restore_user(save_user, save_sec);
+	sync_owner_leave(&owner_ctx);
 	SPI_finish();
 	PG_RETURN_INT64(tok.id);
 }
