@@ -18,6 +18,9 @@ EXTRA_CLEAN = results regression.diffs regression.out output_iso
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# every source includes the shared header
+$(OBJS): extension/pg_sync.h
+
 # the local server of README's first command
 .PHONY: run
 run:

@@ -10,9 +10,11 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "common/shortest_dec.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -498,6 +500,52 @@ run_write(WriteBatch *b, SPIPlanPtr plan, Datum *args)
 	return 0;					/* not reached */
 }
 
+/* qsort comparator for uint32 */
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Serialises pushes that touch the same records, before any row is locked:
+ * an exclusive lock per record id (a hash of it) in ascending order, under a
+ * shared lock on the table; a push of more than SYNC_PUSH_KEY_LOCKS distinct
+ * ids takes the table's lock exclusively instead. Tables are pushed in
+ * registration order, so every push takes these locks in one global order and
+ * two pushes never deadlock, whether the rows exist or are being created.
+ * The locks live in a space of their own among advisory locks (field 4 of
+ * the tag, see README) and go with the transaction.
+ */
+static void
+lock_push_keys(SyncTable *t, char **ids, int n)
+{
+	uint32	   *h = palloc(sizeof(uint32) * (n + 1));
+	int			nh = 0,
+				i;
+	LOCKTAG		tag;
+
+	for (i = 0; i < n; i++)
+		h[i] = hash_bytes((const unsigned char *) ids[i], strlen(ids[i]));
+	qsort(h, n, sizeof(uint32), cmp_u32);
+	for (i = 0; i < n; i++)
+		if (nh == 0 || h[nh - 1] != h[i])
+			h[nh++] = h[i];
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) t->table_id, 0, SYNC_LOCKTAG_TABLE);
+	(void) LockAcquire(&tag, nh > SYNC_PUSH_KEY_LOCKS ? ExclusiveLock : ShareLock, false, false);
+	if (nh > SYNC_PUSH_KEY_LOCKS)
+		return;
+	for (i = 0; i < nh; i++)
+	{
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) t->table_id, h[i], SYNC_LOCKTAG_RECORD);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+}
+
 /* Locks the visible rows among ids; returns their ids, and owners when per-user. */
 static void
 lock_rows(SyncTable *t, char **ids, int n, HTAB *existing, HTAB *foreign, const char *user)
@@ -601,6 +649,7 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 	/* lock the visible rows, in key order, waiting for their writers */
 	existing = sync_idset_create();
 	foreign = sync_idset_create();
+	lock_push_keys(t, allids, nall);
 	lock_rows(t, allids, nall, existing, foreign, user);
 
 	/* conflicts: rows changed after the token, read with a fresh snapshot */

@@ -26,10 +26,11 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	/* kept so that configurations written for 0.1 still load */
 	DefineCustomIntVariable("pg_sync.checkpoint_interval",
-							"Minimum age of the newest checkpoint before a pull records a new one.",
-							"A pull reuses a younger checkpoint (and defers rows written after it) "
-							"instead of writing a new one; 0 records one whenever anything committed.",
+							"No effect since pg_sync 0.2.",
+							"Pulls in read-write transactions always answer up to their own snapshot "
+							"and reuse a recorded checkpoint only when it is exact for the caller.",
 							&sync_checkpoint_interval_ms,
 							100, 0, 3600 * 1000,
 							PGC_USERSET, GUC_UNIT_MS,

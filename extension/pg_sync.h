@@ -27,6 +27,16 @@
 /* largest token a JavaScript client can hold exactly */
 #define SYNC_MAX_TOKEN	((int64) 9007199254740991)	/* 2^53 - 1 */
 
+/*
+ * Advisory lock tags of pushes (field 4; pg_advisory_lock() uses 1 and 2):
+ * a table, and one record id of a table (see apply.c, lock_push_keys).
+ */
+#define SYNC_LOCKTAG_TABLE	0x5350
+#define SYNC_LOCKTAG_RECORD	0x5352
+
+/* most record locks one push takes per table before locking the whole table */
+#define SYNC_PUSH_KEY_LOCKS	64
+
 /* longest record id accepted, in bytes */
 #define SYNC_MAX_ID_LEN	255
 
@@ -110,15 +120,25 @@ typedef struct SyncTableRef
 {
 	SyncTable  *desc;
 	bool		new_since_token;	/* registered after the caller's token */
+	uint64		registered_xid;	/* the transaction that registered it */
 } SyncTableRef;
 
-/* A resolved token: the checkpoint and its snapshot. */
+/* A parsed pg_snapshot: xmin, xmax and the in-progress xids, ascending. */
+typedef struct SyncSnap
+{
+	uint64		xmin;
+	uint64		xmax;
+	int			nxip;
+	uint64	   *xip;
+} SyncSnap;
+
+/* A token: a checkpoint (id 0: not recorded, or nothing seen) and its snapshot. */
 typedef struct SyncToken
 {
-	int64		id;				/* 0: nothing seen yet */
-	Datum		snap;			/* pg_snapshot, when id != 0 */
+	int64		id;
+	Datum		snap;			/* pg_snapshot, when set */
 	char	   *snap_text;
-	bool		young;			/* recorded less than checkpoint_interval ago */
+	SyncSnap	parsed;
 } SyncToken;
 
 /* --- decoded push documents (decode.c) --- */
@@ -195,10 +215,13 @@ extern SyncTable *sync_registry_lookup(Oid relid, bool missing_ok);
 extern void sync_registry_init(void);
 
 /* token.c */
+extern void sync_snap_parse(const char *text, SyncSnap *si);
+extern bool sync_snap_visible(const SyncSnap *si, uint64 xid);
+extern bool sync_snap_contains(const SyncSnap *b, const SyncSnap *a);
 extern void sync_token_resolve(int64 token, SyncToken *out);
-extern char *sync_token_current_snapshot(Datum *snap);
-extern void sync_token_choose(SyncToken *prev, Datum cur_snap, const char *cur_text,
-							  int interval_ms, SyncToken *out, bool *exact, bool *must_insert);
+extern bool sync_token_current(SyncToken *out);
+extern bool sync_token_newest(SyncToken *out);
+extern bool sync_token_can_record(void);
 extern void sync_token_record(SyncToken *tok);
 
 /* auth.c */

@@ -4,10 +4,21 @@
  *
  * Per table: a first pull (no token, a table registered after the token, or
  * a table named by a schema migration) reads every live row; a later pull
- * reads the change records whose writer is visible in the new checkpoint but
- * was not in the old one, then the current state of those rows. Live rows go
- * in "updated" (see README: the client sets sendCreatedAsUpdated), deleted
- * ones in "deleted"; an id appears once.
+ * reads the change records whose writer is visible in the answer's snapshot
+ * but was not in the caller's token, then the current state of those rows.
+ * Live rows go in "updated" (see README: the client sets
+ * sendCreatedAsUpdated), deleted ones in "deleted"; an id appears once.
+ *
+ * Which snapshot the answer is up to:
+ * - a transaction that may write answers up to its own snapshot: every change
+ *   committed before the call is in it. The token handed back is the newest
+ *   recorded checkpoint when that is exact for this caller (it contains the
+ *   caller's token and no change in the caller's scope lies between it and
+ *   the snapshot), else the caller's own token when nothing in scope changed,
+ *   else a new checkpoint of the snapshot;
+ * - a read-only transaction or a hot standby cannot record checkpoints and
+ *   answers up to the newest one it sees (rows written after it are left for
+ *   a later pull, never skipped).
  */
 #include "pg_sync.h"
 
@@ -20,12 +31,25 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/xid8.h"
 
 PG_FUNCTION_INFO_V1(sync_pull);
 
 static SPIPlanPtr changes_plan = NULL;
 static SPIPlanPtr pending_plan = NULL;
 static SPIPlanPtr migration_plan = NULL;
+
+/* One table of a pull: what the change records say, read before the rows. */
+typedef struct PullTable
+{
+	SyncTableRef *ref;
+	bool		full;			/* send every live row */
+	const char *owner;			/* the scope: the caller's id, or '' for a shared table */
+	List	   *live;			/* incremental: ids to read */
+	StringInfoData deleted;		/* ids for "deleted", comma-separated JSON strings */
+	int			ndeleted;
+	HTAB	   *pending;		/* full: ids whose last change the answer does not include */
+} PullTable;
 
 /* The select list of a row query: the synced columns, in descriptor order. */
 static char *
@@ -70,7 +94,7 @@ prepare_row_plans(SyncTable *t)
 	t->full_plan = sync_prepare(psprintf("SELECT %s FROM ONLY %s", cols, t->qualname), 0, NULL);
 }
 
-/* Appends "deleted" ids to buf, comma-separated. */
+/* Appends an id to a comma-separated list of JSON strings. */
 static void
 append_deleted(StringInfo buf, int *n, const char *id)
 {
@@ -80,57 +104,73 @@ append_deleted(StringInfo buf, int *n, const char *id)
 }
 
 /*
- * Reads the change records of a table between two checkpoints (as the
- * extension owner): live ids into *live, deleted ids into the deleted list.
+ * Runs the query for the change records of a table in scope whose writer is
+ * visible in snapshot hi but not in lo (at most limit rows, 0: all). Results
+ * in SPI_tuptable: id, deleted, xid. As the extension owner.
  */
-static List *
-read_changes(SyncTable *t, const char *owner, SyncToken *prev, SyncToken *cur,
-			 StringInfo deleted, int *ndeleted)
+static void
+read_meta(PullTable *pt, SyncToken *lo, SyncToken *hi, long limit)
 {
 	Datum		args[4];
 	int			rc;
-	uint64		i;
-	List	   *live = NIL;
 
 	if (changes_plan == NULL)
 	{
 		Oid			types[4] = {INT4OID, TEXTOID, PG_SNAPSHOTOID, PG_SNAPSHOTOID};
 
 		changes_plan = sync_prepare(
-			"SELECT id, deleted FROM _pg_sync.row_meta"
+			"SELECT id, deleted, xid FROM _pg_sync.row_meta"
 			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2"
 			"   AND xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($3)"
 			"   AND xid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax($4)"
 			"   AND NOT pg_catalog.pg_visible_in_snapshot(xid, $3)"
 			"   AND pg_catalog.pg_visible_in_snapshot(xid, $4)", 4, types);
 	}
-	args[0] = Int32GetDatum(t->table_id);
-	args[1] = CStringGetTextDatum(owner);
-	args[2] = prev->snap;
-	args[3] = cur->snap;
-	rc = SPI_execute_plan(changes_plan, args, NULL, true, 0);
+	args[0] = Int32GetDatum(pt->ref->desc->table_id);
+	args[1] = CStringGetTextDatum(pt->owner);
+	args[2] = lo->snap;
+	args[3] = hi->snap;
+	rc = SPI_execute_plan(changes_plan, args, NULL, true, limit);
 	sync_check_spi(rc, SPI_OK_SELECT, "reading changes");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		bool		isnull;
-		char	   *id = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
-
-		if (DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)))
-			append_deleted(deleted, ndeleted, id);
-		else
-			live = lappend(live, id);
-	}
-	return live;
 }
 
 /*
- * Ids of a table's rows whose last change is not visible in checkpoint cur
- * (as the extension owner): a first pull answering up to an older
- * checkpoint than its snapshot leaves them for the next pull.
+ * Incremental: the changes between the caller's token and the answer's
+ * snapshot; live ids to read, deleted ones listed. Clears *exact_newest when
+ * one of them is not in checkpoint newest (which then cannot stand for this
+ * answer).
+ */
+static void
+read_changes(PullTable *pt, SyncToken *prev, SyncToken *upto, SyncToken *newest,
+			 bool *exact_newest)
+{
+	uint64		i;
+
+	read_meta(pt, prev, upto, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *id = SPI_getvalue(tup, td, 1);
+		uint64		xid = U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(tup, td, 3, &isnull)));
+
+		if (*exact_newest && !sync_snap_visible(&newest->parsed, xid))
+			*exact_newest = false;
+		if (DatumGetBool(SPI_getbinval(tup, td, 2, &isnull)))
+			append_deleted(&pt->deleted, &pt->ndeleted, id);
+		else
+			pt->live = lappend(pt->live, id);
+	}
+}
+
+/*
+ * Full: ids of rows in scope whose last change is not visible in the
+ * answer's snapshot (a transaction's own writes, or rows written after the
+ * checkpoint a read-only pull answers up to). They are left for a later pull.
  */
 static HTAB *
-read_pending(SyncTable *t, const char *owner, SyncToken *cur)
+read_pending(PullTable *pt, SyncToken *upto)
 {
 	Datum		args[3];
 	int			rc;
@@ -147,14 +187,28 @@ read_pending(SyncTable *t, const char *owner, SyncToken *cur)
 			"   AND xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($3)"
 			"   AND NOT pg_catalog.pg_visible_in_snapshot(xid, $3)", 3, types);
 	}
-	args[0] = Int32GetDatum(t->table_id);
-	args[1] = CStringGetTextDatum(owner);
-	args[2] = cur->snap;
+	args[0] = Int32GetDatum(pt->ref->desc->table_id);
+	args[1] = CStringGetTextDatum(pt->owner);
+	args[2] = upto->snap;
 	rc = SPI_execute_plan(pending_plan, args, NULL, true, 0);
 	sync_check_spi(rc, SPI_OK_SELECT, "reading pending changes");
 	for (i = 0; i < SPI_processed; i++)
 		sync_idset_add(set, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 	return set;
+}
+
+/*
+ * Full: whether checkpoint newest can stand for an answer that sends the
+ * whole table as of snapshot upto: the table was registered before it, and
+ * no change record in scope lies between the two.
+ */
+static bool
+full_exact_at(PullTable *pt, SyncToken *newest, SyncToken *upto)
+{
+	if (!sync_snap_visible(&newest->parsed, pt->ref->registered_xid))
+		return false;
+	read_meta(pt, newest, upto, 1);
+	return SPI_processed == 0;
 }
 
 /* Client table names a schema migration asks to resend in full. */
@@ -206,78 +260,59 @@ name_listed(List *names, const char *name)
 	return false;
 }
 
-/* Appends one table's entry of the changes object; returns how many ids it sent. */
+/*
+ * Appends one table's entry of the changes object, reading its rows with
+ * the caller's rights; returns how many records it sent.
+ */
 static int
-pull_table(StringInfo out, SyncTableRef *ref, bool full, const char *user,
-		   SyncToken *prev, SyncToken *cur, bool exact)
+pull_rows(StringInfo out, PullTable *pt)
 {
-	SyncTable  *t = ref->desc;
-	StringInfoData deleted;
-	int			ndeleted = 0;
+	SyncTable  *t = pt->ref->desc;
 	SyncPullSink sink;
-	const char *owner = "";
-	SyncOwnerCtx owner_ctx;
 
-	initStringInfo(&deleted);
 	memset(&sink, 0, sizeof(sink));
 	sink.updated = out;			/* rows stream straight into the result */
 	escape_json(out, t->name);
 	appendStringInfoString(out, ":{\"created\":[],\"updated\":[");
-	if (t->owner >= 0)
-		owner = user;
 	prepare_row_plans(t);
 
-	if (full)
+	if (pt->full)
 	{
-		Datum		arg[1];
-
-		if (!exact)
-		{
-			sync_owner_enter(&owner_ctx);
-			sink.skip = read_pending(t, owner, cur);
-			sync_owner_leave(&owner_ctx);
-		}
+		sink.skip = pt->pending;
 		if (t->owner >= 0)
 		{
 			SyncColumn *oc = &t->cols[t->owner];
+			Datum		arg[1];
 
-			arg[0] = InputFunctionCall(&oc->infn, (char *) owner, oc->ioparam, oc->typmod);
+			arg[0] = InputFunctionCall(&oc->infn, (char *) pt->owner, oc->ioparam, oc->typmod);
 			sync_encode_query(t, t->full_owner_plan, arg, NULL, &sink);
 		}
 		else
 			sync_encode_query(t, t->full_plan, NULL, NULL, &sink);
 	}
-	else
+	else if (pt->live != NIL)
 	{
-		List	   *live;
+		int			n = list_length(pt->live);
+		char	  **ids = palloc(sizeof(char *) * n);
+		Datum		arg[1];
+		ListCell   *lc;
+		int			i = 0;
 
-		sync_owner_enter(&owner_ctx);
-		live = read_changes(t, owner, prev, cur, &deleted, &ndeleted);
-		sync_owner_leave(&owner_ctx);
-		if (live != NIL)
-		{
-			int			n = list_length(live);
-			char	  **ids = palloc(sizeof(char *) * n);
-			Datum		arg[1];
-			ListCell   *lc;
-			int			i = 0;
-
-			foreach(lc, live)
-				ids[i++] = lfirst(lc);
-			sink.seen = sync_idset_create();
-			arg[0] = sync_ids_array(t, ids, n);
-			sync_encode_query(t, t->byid_plan, arg, NULL, &sink);
-			/* recorded as live but not there (or not visible): gone for the caller */
-			for (i = 0; i < n; i++)
-				if (!sync_idset_has(sink.seen, ids[i]))
-					append_deleted(&deleted, &ndeleted, ids[i]);
-		}
+		foreach(lc, pt->live)
+			ids[i++] = lfirst(lc);
+		sink.seen = sync_idset_create();
+		arg[0] = sync_ids_array(t, ids, n);
+		sync_encode_query(t, t->byid_plan, arg, NULL, &sink);
+		/* recorded as live but not there (or not visible): gone for the caller */
+		for (i = 0; i < n; i++)
+			if (!sync_idset_has(sink.seen, ids[i]))
+				append_deleted(&pt->deleted, &pt->ndeleted, ids[i]);
 	}
 
 	appendStringInfoString(out, "],\"deleted\":[");
-	appendBinaryStringInfo(out, deleted.data, deleted.len);
+	appendBinaryStringInfo(out, pt->deleted.data, pt->deleted.len);
 	appendStringInfoString(out, "]}");
-	return sink.nupdated + ndeleted;
+	return sink.nupdated + pt->ndeleted;
 }
 
 /* SQL: sync_pull(last_pulled_at, schema_version, migration, user_id) */
@@ -288,21 +323,26 @@ sync_pull(PG_FUNCTION_ARGS)
 	MemoryContext callcxt,
 				oldcxt;
 	SyncToken	prev,
-				cur;
-	bool		exact,
-				must_insert;
-	Datum		snap;
-	char	   *snap_text;
+				cur,
+				newest;
+	SyncToken  *upto;			/* the snapshot the answer is up to */
+	bool		exact;			/* upto is the snapshot rows are read in */
+	bool		can_record;
+	bool		have_newest;
+	bool		exact_newest;	/* newest can stand for this answer */
 	List	   *tables;
 	List	   *resend = NIL;
+	PullTable  *pts;
+	int			ntables,
+				i;
 	ListCell   *lc;
 	char	   *user = NULL;
-	bool		need_user = false;
 	SyncOwnerCtx owner_ctx;
 	StringInfoData out;
 	text	   *result;
 	int			sent = 0;
 	bool		any_full = false;
+	int64		answer;
 	char	   *explicit_user = (PG_NARGS() > 3 && !PG_ARGISNULL(3)) ?
 		text_to_cstring(PG_GETARG_TEXT_PP(3)) : NULL;
 
@@ -319,50 +359,94 @@ sync_pull(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		resend = migration_tables(PG_GETARG_JSONB_P(2));
 
+	/* who is calling: needed before any change record is read */
 	sync_owner_enter(&owner_ctx);
 	sync_token_resolve(token, &prev);
 	tables = sync_registry_load(&prev);
-	snap_text = sync_token_current_snapshot(&snap);
-	sync_token_choose(&prev, snap, snap_text, sync_checkpoint_interval_ms, &cur, &exact, &must_insert);
 	sync_owner_leave(&owner_ctx);
-
 	foreach(lc, tables)
-		if (((SyncTableRef *) lfirst(lc))->desc->owner >= 0)
-			need_user = true;
-	if (need_user || explicit_user)
+		if (((SyncTableRef *) lfirst(lc))->desc->owner >= 0 && user == NULL)
+		{
+			user = sync_current_user_id(explicit_user);
+			if (user == NULL)
+				sync_no_user(((SyncTableRef *) lfirst(lc))->desc->name);
+		}
+	if (user == NULL && explicit_user)
 		user = sync_current_user_id(explicit_user);
 
-	appendStringInfoString(&out, "{\"changes\":{");
+	/* the change records, as the owner */
+	sync_owner_enter(&owner_ctx);
+	exact = sync_token_current(&cur);
+	can_record = sync_token_can_record();
+	have_newest = sync_token_newest(&newest);
+	if (can_record)
+		upto = &cur;
+	else
+	{
+		/* read-only: the newest checkpoint that contains the caller's view */
+		if (have_newest && (prev.id == 0 || sync_snap_contains(&newest.parsed, &prev.parsed)))
+			upto = &newest;
+		else if (prev.id != 0)
+			upto = &prev;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("no sync checkpoint exists yet"),
+					 errhint("Call sync_checkpoint() on the primary.")));
+		exact = false;
+	}
+	exact_newest = can_record && have_newest &&
+		(prev.id == 0 || newest.id == prev.id || sync_snap_contains(&newest.parsed, &prev.parsed));
+
+	ntables = list_length(tables);
+	pts = palloc0(sizeof(PullTable) * (ntables + 1));
+	i = 0;
 	foreach(lc, tables)
 	{
-		SyncTableRef *ref = lfirst(lc);
-		bool		full = prev.id == 0 || ref->new_since_token ||
-			name_listed(resend, ref->desc->name);
+		PullTable  *pt = &pts[i++];
 
-		if (ref->desc->owner >= 0 && user == NULL)
-			sync_no_user(ref->desc->name);
-		if (foreach_current_index(lc) > 0)
-			appendStringInfoChar(&out, ',');
-		sent += pull_table(&out, ref, full, user, &prev, &cur, exact);
-		any_full |= full;
+		pt->ref = lfirst(lc);
+		pt->owner = pt->ref->desc->owner >= 0 ? user : "";
+		pt->full = prev.id == 0 || pt->ref->new_since_token ||
+			name_listed(resend, pt->ref->desc->name);
+		initStringInfo(&pt->deleted);
+		if (pt->full)
+		{
+			any_full = true;
+			if (!exact)
+				pt->pending = read_pending(pt, upto);
+			if (exact_newest && !full_exact_at(pt, &newest, upto))
+				exact_newest = false;
+		}
+		else
+			read_changes(pt, &prev, upto, &newest, &exact_newest);
 	}
+	sync_owner_leave(&owner_ctx);
 
-	/*
-	 * Nothing new for this caller since its token: keep the token instead of
-	 * recording a checkpoint (idle clients polling write nothing).
-	 */
-	if (must_insert && sent == 0 && !any_full && prev.id != 0)
+	/* the rows, with the caller's rights */
+	appendStringInfoString(&out, "{\"changes\":{");
+	for (i = 0; i < ntables; i++)
 	{
-		must_insert = false;
-		cur = prev;
+		if (i > 0)
+			appendStringInfoChar(&out, ',');
+		sent += pull_rows(&out, &pts[i]);
 	}
-	if (must_insert)
+
+	/* the token that stands for this answer */
+	if (!can_record)
+		answer = upto->id;
+	else if (exact_newest)
+		answer = newest.id;		/* idle and repeated pulls write nothing */
+	else if (prev.id != 0 && sent == 0 && !any_full)
+		answer = prev.id;		/* nothing in scope since the caller's token */
+	else
 	{
 		sync_owner_enter(&owner_ctx);
 		sync_token_record(&cur);
 		sync_owner_leave(&owner_ctx);
+		answer = cur.id;
 	}
-	appendStringInfo(&out, "},\"timestamp\":" INT64_FORMAT "}", cur.id);
+	appendStringInfo(&out, "},\"timestamp\":" INT64_FORMAT "}", answer);
 
 	SPI_finish();
 	MemoryContextSwitchTo(oldcxt);

@@ -22,6 +22,7 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/syscache.h"
+#include "utils/xid8.h"
 
 typedef struct RegistryEntry
 {
@@ -333,7 +334,8 @@ sync_registry_load(SyncToken *prev)
 			"       owner_column::pg_catalog.text,"
 			"       conflict_policy, coalesce((options OPERATOR(pg_catalog.->>) 'pull_only')::pg_catalog.bool, false),"
 			"       CASE WHEN $1 IS NULL THEN true"
-			"            ELSE NOT pg_catalog.pg_visible_in_snapshot(registered_xid, $1) END"
+			"            ELSE NOT pg_catalog.pg_visible_in_snapshot(registered_xid, $1) END,"
+			"       registered_xid"
 			"  FROM _pg_sync.tables ORDER BY table_id", 1, types);
 	}
 	args[0] = (prev && prev->id != 0) ? prev->snap : (Datum) 0;
@@ -355,6 +357,8 @@ sync_registry_load(SyncToken *prev)
 		ref->desc = get_desc(relid, table_id, spi_text(tup, td, 3), spi_text(tup, td, 4),
 							 spi_text(tup, td, 5), spi_text(tup, td, 6), pull_only);
 		ref->new_since_token = newer;
+		ref->registered_xid =
+			U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(tup, td, 9, &isnull)));
 		out = lappend(out, ref);
 	}
 	return out;

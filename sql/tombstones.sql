@@ -65,12 +65,19 @@ SELECT pull('alice') -> 'docs' AS alice_docs;
 SELECT set_config('request.jwt.claims', '', false);
 SELECT sync_unregister_table('docs');
 
--- retention: sync_prune drops old checkpoints and the history no remaining
--- token needs; a token older than that is refused with SQLSTATE SY002
+-- retention: sync_prune drops old checkpoints and the tombstones no token
+-- needs; a token older than that is refused with SQLSTATE SY002. A run keeps
+-- the tombstones the checkpoints it removes would need (a transaction that
+-- began before it committed may still use them); the next run, once no such
+-- transaction is left, removes them.
 SELECT token() AS old_token \gset
 SELECT sync_checkpoint() > 0 AS checkpoint_recorded;
-SELECT checkpoints > 0 AS pruned_checkpoints, row_changes > 0 AS pruned_history
+SELECT count(*) > 0 AS has_tombstones FROM _pg_sync.row_meta WHERE deleted;
+SELECT checkpoints > 0 AS pruned_checkpoints, row_changes AS pruned_history
   FROM sync_prune(interval '0');
+SELECT checkpoints AS pruned_checkpoints, row_changes > 0 AS pruned_history
+  FROM sync_prune(interval '0');
+SELECT count(*) AS tombstones_left FROM _pg_sync.row_meta WHERE deleted;
 SELECT err(format('SELECT sync_pull(%s)', :old_token));
 SELECT err(format('SELECT sync_push(''{}'', %s)', :old_token));
 -- the newest checkpoint always survives, so a fresh pull still works

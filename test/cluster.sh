@@ -7,6 +7,8 @@
 set -euo pipefail
 cmd=${1:?start|stop}; dir=$(realpath -m "${2:?directory}"); port=${3:-54329}
 bindir=$(pg_config --bindir)
+# the cluster's user may not be able to enter the caller's directory (a 0700 home)
+cd /
 as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }

@@ -66,7 +66,7 @@ settings=(
 )
 
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 

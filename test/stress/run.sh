@@ -8,11 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 duration=${DURATION:-20}
-interval=${CHECKPOINT_INTERVAL:-0}
 db=pg_sync_stress
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 psql -X -q -d $db -v ON_ERROR_STOP=1 -f setup.sql >/dev/null
-psql -X -q -d postgres -c "ALTER DATABASE $db SET pg_sync.checkpoint_interval = '$interval'"
 pgbench -n -f writer.sql -c 6 -j 2 -T "$duration" $db > writers.log 2>&1 &
 w=$!
 pgbench -n -f long_writer.sql -c 1 -T "$duration" $db > long.log 2>&1 &

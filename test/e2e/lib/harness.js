@@ -407,12 +407,7 @@ export class Device {
 // ---------------------------------------------------------------------------------------------
 // The stack: cluster + schema + edge function
 
-// options.checkpointInterval: pg_sync.checkpoint_interval for the database, '0' unless told.
 // options.functionEnv: extra environment for the edge function.
-// With 0 every pull that follows a commit records a fresh checkpoint, so a pull always answers up to
-// the last committed write. With the default (100ms; pass null to keep it) a pull made right after
-// another device's push may answer from the previous checkpoint and leave that push for the next
-// pull: correct, but it would make exact assertions depend on timing.
 export async function startStack(options = {}) {
   const stack = new Stack(options)
   try {
@@ -425,8 +420,7 @@ export async function startStack(options = {}) {
 }
 
 class Stack {
-  constructor({ checkpointInterval = '0', functionEnv = {} } = {}) {
-    this.checkpointInterval = checkpointInterval
+  constructor({ functionEnv = {} } = {}) {
     this.functionEnv = functionEnv
     this.secret = randomBytes(32).toString('hex')
     this.key = new TextEncoder().encode(this.secret)
@@ -457,9 +451,6 @@ class Stack {
     })
     this.sock = path.join(this.dir, 'sock')
     await this.sql(SCHEMA_SQL)
-    if (this.checkpointInterval !== null) {
-      await this.sql(`ALTER DATABASE postgres SET pg_sync.checkpoint_interval = ${lit(this.checkpointInterval)};`)
-    }
     // Edge function
     await this.#startFunction()
   }

@@ -1,17 +1,16 @@
 // Retry paths: what a client needs when a push fails for a transient reason.
-// This file keeps pg_sync's default checkpoint_interval (100ms).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { useStack, settle, assertConverged, lit } from '../lib/harness.js'
 
-const S = useStack({ checkpointInterval: null, functionEnv: { SYNC_LOCK_TIMEOUT: '300ms' } })
+const S = useStack({ functionEnv: { SYNC_LOCK_TIMEOUT: '300ms' } })
 
-// After a 409 the client pulls and pushes again (README, WatermelonDB's docs). With the default
-// checkpoint_interval, a checkpoint recorded after the client's previous pull but before the write
-// it conflicted with (here: a scheduler's sync_checkpoint(); any other client's pull does the same)
-// must not answer the retry's pull, or the retry pulls nothing and conflicts again: a client whose
-// own token is young always gets a fresh checkpoint.
-test('a 409 retry made at once succeeds under the default checkpoint_interval', async (t) => {
+// After a 409 the client pulls and pushes again (README, WatermelonDB's docs). A checkpoint recorded
+// after the client's previous pull but before the write it conflicted with (here: a scheduler's
+// sync_checkpoint(); any other client's pull does the same) must not answer the retry's pull, or
+// the retry pulls nothing and conflicts again: a pull in a read-write transaction answers up to its
+// own snapshot and reuses a recorded checkpoint only when it is exact for the caller.
+test('a 409 retry made at once succeeds', async (t) => {
   const stack = S()
   const alice = await stack.newUser('alice')
   const A = await stack.newDevice(alice, 'A')

@@ -1,0 +1,101 @@
+-- pg_sync 0.1 -> 0.2
+\echo Use "ALTER EXTENSION pg_sync UPDATE TO '0.2'" to load this file. \quit
+
+-- Expired tokens are told from never-issued ones by the highest pruned id.
+-- 0.1 kept no record of it: every id below the newest checkpoint that is
+-- missing now counts as pruned (such a token answers SY002, never SY003).
+ALTER TABLE _pg_sync.state ADD COLUMN pruned_max bigint;
+UPDATE _pg_sync.state s
+   SET pruned_max = coalesce((SELECT max(c.id) FROM _pg_sync.checkpoints c), s.lineage_start - 1);
+ALTER TABLE _pg_sync.state ALTER COLUMN pruned_max SET NOT NULL;
+
+-- what sync_prune removes
+CREATE INDEX row_meta_tombstones ON _pg_sync.row_meta (xid) WHERE deleted;
+
+-- Runs of sync_prune whose removals some running transaction may not see
+-- yet (it began before the run committed): such a transaction can still use
+-- a removed checkpoint, so the change records that checkpoint needs stay.
+CREATE TABLE _pg_sync.prunes (
+    xid      xid8 PRIMARY KEY,   -- the run's transaction
+    min_xmin xid8 NOT NULL       -- the oldest xmin among the checkpoints it removed
+);
+
+CREATE FUNCTION _pg_sync.oldest_xmin() RETURNS xid8
+    AS 'MODULE_PATHNAME', 'sync_oldest_xmin' LANGUAGE C STRICT VOLATILE;
+
+-- Forget checkpoints older than the retention period and the tombstones no
+-- token can need any more. Tokens older than that are then refused with
+-- SQLSTATE SY002 and their clients resync from scratch.
+--
+-- Racing traffic: a running pull or push may still use a checkpoint removed
+-- here (its snapshot predates this run), and a running transaction may
+-- record a checkpoint of its own, older snapshot. So tombstones stay while
+-- any of these could still need them: a tombstone goes only when its writer
+-- is below the xmin of every running transaction (_pg_sync.oldest_xmin()),
+-- of every checkpoint left, and of every checkpoint removed by a run some
+-- running transaction may not have seen commit (_pg_sync.prunes).
+-- Live rows keep their change records (one per row).
+--
+-- It never waits and never makes a writer wait on anything but its own short
+-- statement: a change record another transaction has locked is skipped (and
+-- pruned next time), and a second concurrent run returns at once.
+CREATE OR REPLACE FUNCTION sync_prune(retain interval DEFAULT interval '30 days')
+    RETURNS TABLE (checkpoints bigint, row_changes bigint)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    newest     bigint;
+    gone_max   bigint;
+    gone_xmin  xid8;
+    running    xid8;
+    horizon    xid8;
+BEGIN
+    IF retain IS NULL OR retain < interval '0' THEN
+        RAISE EXCEPTION 'retain must be a non-negative interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'sync_prune() must run in a READ COMMITTED transaction'
+            USING ERRCODE = 'active_sql_transaction',
+                  DETAIL = 'It must see the checkpoints other transactions commit while it runs.';
+    END IF;
+    checkpoints := 0;
+    row_changes := 0;
+    -- one run at a time: another one in progress does the work
+    PERFORM FROM _pg_sync.state FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    -- checkpoints; the newest always stays
+    SELECT max(c.id) INTO newest FROM _pg_sync.checkpoints c;
+    WITH gone AS (
+        DELETE FROM _pg_sync.checkpoints c
+         WHERE c.created_at < now() - retain AND c.id <> newest
+        RETURNING c.id, pg_snapshot_xmin(c.snap) AS xmin)
+    SELECT count(*), max(gone.id), min(gone.xmin) INTO checkpoints, gone_max, gone_xmin FROM gone;
+    IF checkpoints > 0 THEN
+        UPDATE _pg_sync.state SET pruned_max = greatest(pruned_max, gone_max);
+        INSERT INTO _pg_sync.prunes (xid, min_xmin) VALUES (pg_current_xact_id(), gone_xmin);
+    END IF;
+
+    -- runs every transaction has seen commit protect nothing any more
+    running := _pg_sync.oldest_xmin();
+    DELETE FROM _pg_sync.prunes p WHERE p.xid < running;
+    horizon := least(running,
+                     (SELECT min(pg_snapshot_xmin(c.snap)) FROM _pg_sync.checkpoints c),
+                     (SELECT min(p.min_xmin) FROM _pg_sync.prunes p));
+
+    WITH gone AS (
+        DELETE FROM _pg_sync.row_meta m
+         USING (SELECT r.ctid FROM _pg_sync.row_meta r
+                 WHERE r.deleted AND r.xid < horizon
+                   FOR UPDATE SKIP LOCKED) old
+         WHERE m.ctid = old.ctid
+        RETURNING 1)
+    SELECT count(*) INTO row_changes FROM gone;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION sync_prune(interval) IS
+    'drops checkpoints older than the retention period and the tombstones no token can need';

@@ -1,0 +1,396 @@
+-- pg_sync 0.2: sync backend for offline-first apps
+\echo Use "CREATE EXTENSION pg_sync" to load this file. \quit
+
+-- Internal state lives in its own schema, owned by the extension owner and
+-- closed to everyone else. The public functions reach it from C as the owner.
+CREATE SCHEMA _pg_sync;
+REVOKE ALL ON SCHEMA _pg_sync FROM PUBLIC;
+
+-- One row: the first checkpoint id of this database (tokens below it were
+-- never issued here) and the highest checkpoint id sync_prune removed (a
+-- missing token up to it has expired).
+CREATE TABLE _pg_sync.state (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    lineage_start bigint NOT NULL,
+    pruned_max    bigint NOT NULL
+);
+
+-- Checkpoints: a token is the id of one. Its snapshot says which
+-- transactions the client has seen.
+CREATE SEQUENCE _pg_sync.checkpoint_id;
+CREATE TABLE _pg_sync.checkpoints (
+    id         bigint PRIMARY KEY,
+    snap       pg_snapshot NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+) WITH (autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 1000);
+-- (analyzed often: it starts with one row, and plans kept by long-lived
+-- backends must not stay the ones made for a one-page table)
+
+-- Each database starts its checkpoint ids at a random point, so a token from
+-- another database (or from before a dump and restore) is refused.
+DO $$
+DECLARE
+    start bigint := (2::numeric ^ 40 + floor(random() * (2::numeric ^ 52 - 2::numeric ^ 40)))::bigint;
+BEGIN
+    EXECUTE format('ALTER SEQUENCE _pg_sync.checkpoint_id MINVALUE %s MAXVALUE 9007199254740991 START %s RESTART %s',
+                   start, start, start);
+    INSERT INTO _pg_sync.state (lineage_start, pruned_max) VALUES (start, start - 1);
+    INSERT INTO _pg_sync.checkpoints (id, snap)
+        VALUES (nextval('_pg_sync.checkpoint_id'), pg_current_snapshot());
+END
+$$;
+
+-- Registered tables.
+CREATE SEQUENCE _pg_sync.table_id AS integer;
+CREATE TABLE _pg_sync.tables (
+    relid           regclass PRIMARY KEY,
+    table_id        integer NOT NULL DEFAULT nextval('_pg_sync.table_id') UNIQUE,
+    name            text NOT NULL UNIQUE,
+    key_column      name NOT NULL,
+    owner_column    name,
+    conflict_policy text NOT NULL,
+    options         jsonb NOT NULL,
+    registered_xid  xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    registered_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- A registration counts from the transaction that writes it, also when
+-- pg_restore writes it again: clients holding older tokens get the table whole.
+CREATE FUNCTION _pg_sync.stamp_registration() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.registered_xid := pg_current_xact_id();
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER stamp BEFORE INSERT ON _pg_sync.tables
+    FOR EACH ROW EXECUTE FUNCTION _pg_sync.stamp_registration();
+
+-- The last change of every row since registration: which top-level
+-- transaction wrote it, and whether it was a delete (a tombstone). A row
+-- that changes owner leaves a tombstone under its old owner.
+CREATE TABLE _pg_sync.row_meta (
+    table_id integer NOT NULL,
+    id       text NOT NULL,
+    owner    text NOT NULL,
+    xid      xid8 NOT NULL,
+    deleted  boolean NOT NULL,
+    PRIMARY KEY (table_id, id, owner)
+) WITH (fillfactor = 90);
+CREATE INDEX row_meta_changes ON _pg_sync.row_meta (table_id, owner, xid);
+-- what sync_prune removes
+CREATE INDEX row_meta_tombstones ON _pg_sync.row_meta (xid) WHERE deleted;
+
+-- Runs of sync_prune whose removals some running transaction may not see
+-- yet (it began before the run committed): such a transaction can still use
+-- a removed checkpoint, so the change records that checkpoint needs stay.
+CREATE TABLE _pg_sync.prunes (
+    xid      xid8 PRIMARY KEY,   -- the run's transaction
+    min_xmin xid8 NOT NULL       -- the oldest xmin among the checkpoints it removed
+);
+
+-- C entry points
+CREATE FUNCTION _pg_sync.capture() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'sync_capture' LANGUAGE C;
+CREATE FUNCTION _pg_sync.capture_truncate() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'sync_capture_truncate' LANGUAGE C;
+CREATE FUNCTION _pg_sync.invalidate(regclass) RETURNS void
+    AS 'MODULE_PATHNAME', 'sync_invalidate' LANGUAGE C STRICT;
+CREATE FUNCTION _pg_sync.oldest_xmin() RETURNS xid8
+    AS 'MODULE_PATHNAME', 'sync_oldest_xmin' LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION sync_pull(last_pulled_at bigint DEFAULT NULL,
+                          schema_version integer DEFAULT NULL,
+                          migration jsonb DEFAULT NULL,
+                          user_id text DEFAULT NULL)
+    RETURNS json
+    AS 'MODULE_PATHNAME', 'sync_pull' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_pull(bigint, integer, jsonb, text) IS
+    'changes since a token, as a WatermelonDB pull result';
+
+CREATE FUNCTION sync_push(changes json, last_pulled_at bigint, user_id text DEFAULT NULL)
+    RETURNS json
+    AS 'MODULE_PATHNAME', 'sync_push' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_push(json, bigint, text) IS
+    'applies a WatermelonDB changes document in one transaction';
+
+CREATE FUNCTION sync_checkpoint() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'sync_checkpoint' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_checkpoint() IS
+    'records a checkpoint of the current snapshot and returns its token';
+
+CREATE FUNCTION sync_register_table(table_name regclass,
+                                    owner_column name DEFAULT NULL,
+                                    conflict_policy text DEFAULT 'abort',
+                                    options jsonb DEFAULT '{}')
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel       pg_class%ROWTYPE;
+    nsp       name;
+    keycol    name;
+    keytype   regtype;
+    basetype  regtype;
+    nkeys     integer;
+    client    text;
+    opt       text;
+    pull_only jsonb;
+BEGIN
+    IF table_name IS NULL THEN
+        RAISE EXCEPTION 'table_name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO rel FROM pg_class WHERE oid = table_name;
+    SELECT nspname INTO nsp FROM pg_namespace WHERE oid = rel.relnamespace;
+    IF rel.relkind = 'p' THEN
+        RAISE EXCEPTION 'partitioned table "%" cannot be synced', table_name
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Register a plain table.';
+    END IF;
+    IF rel.relkind <> 'r' THEN
+        RAISE EXCEPTION '"%" is not a table', table_name
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF rel.relpersistence = 't' THEN
+        RAISE EXCEPTION 'temporary table "%" cannot be synced', table_name
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT pg_has_role(session_user, rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', table_name
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF EXISTS (SELECT 1 FROM _pg_sync.tables t WHERE t.relid = table_name) THEN
+        RAISE EXCEPTION 'table "%" is already registered', table_name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Call sync_unregister_table() first to change its configuration.';
+    END IF;
+
+    -- a single-column primary key of a type whose values travel as strings
+    SELECT count(*) INTO nkeys
+      FROM pg_constraint c, unnest(c.conkey) k
+     WHERE c.conrelid = table_name AND c.contype = 'p';
+    IF nkeys <> 1 THEN
+        RAISE EXCEPTION 'table "%" needs a single-column primary key to be synced', table_name
+            USING ERRCODE = 'invalid_table_definition',
+                  DETAIL = CASE WHEN nkeys = 0 THEN 'The table has no primary key.'
+                                ELSE format('Its primary key has %s columns.', nkeys) END;
+    END IF;
+    SELECT a.attname, a.atttypid::regtype INTO keycol, keytype
+      FROM pg_constraint c JOIN pg_attribute a
+        ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+     WHERE c.conrelid = table_name AND c.contype = 'p';
+    basetype := keytype;
+    WHILE (SELECT typtype FROM pg_type WHERE oid = basetype) = 'd' LOOP
+        basetype := (SELECT typbasetype FROM pg_type WHERE oid = basetype);
+    END LOOP;
+    IF basetype NOT IN ('text'::regtype, 'varchar'::regtype, 'uuid'::regtype,
+                        'int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN
+        RAISE EXCEPTION 'primary key column "%" of table "%" has type %, which cannot be synced',
+                        keycol, table_name, keytype
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = 'Use text, varchar, uuid or an integer type for the key.';
+    END IF;
+
+    IF owner_column IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM pg_attribute a
+         WHERE a.attrelid = table_name AND a.attname = owner_column
+           AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', owner_column, table_name
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF owner_column = keycol THEN
+        RAISE EXCEPTION 'the owner column of table "%" cannot be its primary key', table_name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    IF conflict_policy IS NULL OR conflict_policy NOT IN ('abort', 'client_wins', 'server_wins') THEN
+        RAISE EXCEPTION 'unknown conflict policy "%"', conflict_policy
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use abort, client_wins or server_wins.';
+    END IF;
+
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR opt IN SELECT jsonb_object_keys(options) LOOP
+        IF opt NOT IN ('name', 'pull_only') THEN
+            RAISE EXCEPTION 'unknown option "%"', opt
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Known options: name, pull_only.';
+        END IF;
+    END LOOP;
+    IF options ? 'name' AND (jsonb_typeof(options->'name') <> 'string'
+                             OR options->>'name' !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$') THEN
+        RAISE EXCEPTION 'option "name" must be a string of letters, digits and underscores'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    pull_only := options->'pull_only';
+    IF pull_only IS NOT NULL AND jsonb_typeof(pull_only) <> 'boolean' THEN
+        RAISE EXCEPTION 'option "pull_only" must be a boolean' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    client := coalesce(options->>'name', rel.relname);
+    IF EXISTS (SELECT 1 FROM _pg_sync.tables t WHERE t.name = client) THEN
+        RAISE EXCEPTION 'another registered table is already synced as "%"', client
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Give one of them another client name with options => ''{"name": "..."}''.';
+    END IF;
+
+    INSERT INTO _pg_sync.tables (relid, name, key_column, owner_column, conflict_policy, options)
+    VALUES (table_name, client, keycol, owner_column, conflict_policy, options);
+
+    -- statement triggers: one set-based record per statement, from its transition tables
+    EXECUTE format('CREATE TRIGGER pg_sync_capture_insert AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS pg_sync_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION _pg_sync.capture()', table_name);
+    EXECUTE format('CREATE TRIGGER pg_sync_capture_update AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS pg_sync_old NEW TABLE AS pg_sync_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION _pg_sync.capture()', table_name);
+    EXECUTE format('CREATE TRIGGER pg_sync_capture_delete AFTER DELETE ON %s '
+                   'REFERENCING OLD TABLE AS pg_sync_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION _pg_sync.capture()', table_name);
+    EXECUTE format('CREATE TRIGGER pg_sync_capture_truncate BEFORE TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION _pg_sync.capture_truncate()', table_name);
+    PERFORM _pg_sync.invalidate(table_name);
+END
+$$;
+COMMENT ON FUNCTION sync_register_table(regclass, name, text, jsonb) IS
+    'starts syncing a table';
+
+CREATE FUNCTION sync_unregister_table(table_name regclass) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tid integer;
+BEGIN
+    IF table_name IS NULL THEN
+        RAISE EXCEPTION 'table_name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT t.table_id INTO tid FROM _pg_sync.tables t WHERE t.relid = table_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" is not registered', table_name
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = table_name), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', table_name
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_insert ON %s', table_name);
+    EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_update ON %s', table_name);
+    EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_delete ON %s', table_name);
+    EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_truncate ON %s', table_name);
+    DELETE FROM _pg_sync.row_meta m WHERE m.table_id = tid;
+    DELETE FROM _pg_sync.tables t WHERE t.relid = table_name;
+    PERFORM _pg_sync.invalidate(table_name);
+END
+$$;
+COMMENT ON FUNCTION sync_unregister_table(regclass) IS
+    'stops syncing a table and forgets its change history';
+
+-- A dropped table stops being synced: its registration and history go with it.
+CREATE FUNCTION _pg_sync.forget_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dropped oid;
+BEGIN
+    FOR dropped IN SELECT objid FROM pg_event_trigger_dropped_objects()
+                    WHERE classid = 'pg_class'::regclass AND objsubid = 0 LOOP
+        DELETE FROM _pg_sync.row_meta m
+         USING _pg_sync.tables t
+         WHERE t.relid = dropped AND m.table_id = t.table_id;
+        DELETE FROM _pg_sync.tables t WHERE t.relid = dropped;
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER pg_sync_forget_dropped ON sql_drop
+    EXECUTE FUNCTION _pg_sync.forget_dropped();
+
+-- Forget checkpoints older than the retention period and the tombstones no
+-- token can need any more. Tokens older than that are then refused with
+-- SQLSTATE SY002 and their clients resync from scratch.
+--
+-- Racing traffic: a running pull or push may still use a checkpoint removed
+-- here (its snapshot predates this run), and a running transaction may
+-- record a checkpoint of its own, older snapshot. So tombstones stay while
+-- any of these could still need them: a tombstone goes only when its writer
+-- is below the xmin of every running transaction (_pg_sync.oldest_xmin()),
+-- of every checkpoint left, and of every checkpoint removed by a run some
+-- running transaction may not have seen commit (_pg_sync.prunes).
+-- Live rows keep their change records (one per row).
+--
+-- It never waits and never makes a writer wait on anything but its own short
+-- statement: a change record another transaction has locked is skipped (and
+-- pruned next time), and a second concurrent run returns at once.
+CREATE FUNCTION sync_prune(retain interval DEFAULT interval '30 days')
+    RETURNS TABLE (checkpoints bigint, row_changes bigint)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    newest     bigint;
+    gone_max   bigint;
+    gone_xmin  xid8;
+    running    xid8;
+    horizon    xid8;
+BEGIN
+    IF retain IS NULL OR retain < interval '0' THEN
+        RAISE EXCEPTION 'retain must be a non-negative interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'sync_prune() must run in a READ COMMITTED transaction'
+            USING ERRCODE = 'active_sql_transaction',
+                  DETAIL = 'It must see the checkpoints other transactions commit while it runs.';
+    END IF;
+    checkpoints := 0;
+    row_changes := 0;
+    -- one run at a time: another one in progress does the work
+    PERFORM FROM _pg_sync.state FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    -- checkpoints; the newest always stays
+    SELECT max(c.id) INTO newest FROM _pg_sync.checkpoints c;
+    WITH gone AS (
+        DELETE FROM _pg_sync.checkpoints c
+         WHERE c.created_at < now() - retain AND c.id <> newest
+        RETURNING c.id, pg_snapshot_xmin(c.snap) AS xmin)
+    SELECT count(*), max(gone.id), min(gone.xmin) INTO checkpoints, gone_max, gone_xmin FROM gone;
+    IF checkpoints > 0 THEN
+        UPDATE _pg_sync.state SET pruned_max = greatest(pruned_max, gone_max);
+        INSERT INTO _pg_sync.prunes (xid, min_xmin) VALUES (pg_current_xact_id(), gone_xmin);
+    END IF;
+
+    -- runs every transaction has seen commit protect nothing any more
+    running := _pg_sync.oldest_xmin();
+    DELETE FROM _pg_sync.prunes p WHERE p.xid < running;
+    horizon := least(running,
+                     (SELECT min(pg_snapshot_xmin(c.snap)) FROM _pg_sync.checkpoints c),
+                     (SELECT min(p.min_xmin) FROM _pg_sync.prunes p));
+
+    WITH gone AS (
+        DELETE FROM _pg_sync.row_meta m
+         USING (SELECT r.ctid FROM _pg_sync.row_meta r
+                 WHERE r.deleted AND r.xid < horizon
+                   FOR UPDATE SKIP LOCKED) old
+         WHERE m.ctid = old.ctid
+        RETURNING 1)
+    SELECT count(*) INTO row_changes FROM gone;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION sync_prune(interval) IS
+    'drops checkpoints older than the retention period and the tombstones no token can need';
+
+-- Only the sync calls are for everyone; administration is for the owner.
+REVOKE ALL ON FUNCTION sync_register_table(regclass, name, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sync_unregister_table(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sync_prune(interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sync_checkpoint() FROM PUBLIC;
+
+-- Registrations survive pg_dump; change history and checkpoints do not (a
+-- restored database refuses old tokens and clients resync).
+SELECT pg_catalog.pg_extension_config_dump('_pg_sync.tables', '');
+SELECT pg_catalog.pg_extension_config_dump('_pg_sync.table_id', '');

@@ -1,0 +1,3 @@
+-- each connection is one client: pull, then push what it has seen
+SELECT race_pull(:client_id + 1);
+SELECT race_push(:client_id + 1);

@@ -1,0 +1,2 @@
+SELECT race_prune();
+\sleep 200 ms
