@@ -245,9 +245,32 @@ receive_row(TupleTableSlot *slot, DestReceiver *self)
 	return true;
 }
 
+/*
+ * Checks that the rows about to arrive have the columns the descriptor
+ * says, in order and type: a descriptor is only used under a lock that keeps
+ * DDL out, and this makes sure of it before a value is read by type.
+ */
 static void
 receive_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 {
+	SyncReceiver *r = (SyncReceiver *) self;
+	SyncTable  *t = r->table;
+	int			i,
+				n = 0;
+
+	for (i = 0; i < t->ncols; i++)
+	{
+		if (!t->cols[i].synced)
+			continue;
+		if (n >= typeinfo->natts || TupleDescAttr(typeinfo, n)->atttypid != t->cols[i].typid)
+			break;
+		n++;
+	}
+	if (i < t->ncols || n != typeinfo->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("synced table \"%s\" changed while it was read", t->name),
+				 errhint("Retry in a new transaction.")));
 }
 
 static void

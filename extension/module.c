@@ -146,3 +146,15 @@ sync_check_spi(int rc, int expected, const char *what)
 	if (rc != expected)
 		elog(ERROR, "pg_sync: %s failed: %s", what, SPI_result_code_string(rc));
 }
+
+/* Whether name is in a list of C strings. */
+bool
+sync_name_listed(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return true;
+	return false;
+}

@@ -13,6 +13,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
+#include "storage/lockdefs.h"
 
 /* SQLSTATEs of our own (class SY) */
 #define ERRCODE_SYNC_CONFLICT		MAKE_SQLSTATE('S','Y','0','0','1')
@@ -118,7 +119,10 @@ typedef struct SyncTable
 /* One registered table as seen by the current call. */
 typedef struct SyncTableRef
 {
-	SyncTable  *desc;
+	const char *name;			/* key in the changes document */
+	Oid			relid;
+	SyncTable  *desc;			/* NULL unless the call locked and opened it */
+	bool		vanished;		/* dropped after the call's snapshot was taken */
 	bool		new_since_token;	/* registered after the caller's token */
 	uint64		registered_xid;	/* the transaction that registered it */
 } SyncTableRef;
@@ -208,9 +212,10 @@ extern void sync_owner_enter(SyncOwnerCtx *ctx);
 extern void sync_owner_leave(SyncOwnerCtx *ctx);
 extern SPIPlanPtr sync_prepare(const char *sql, int nargs, Oid *argtypes);
 extern void sync_check_spi(int rc, int expected, const char *what);
+extern bool sync_name_listed(List *names, const char *name);
 
 /* registry.c */
-extern List *sync_registry_load(SyncToken *prev);
+extern List *sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names);
 extern SyncTable *sync_registry_lookup(Oid relid, bool missing_ok);
 extern void sync_registry_init(void);
 

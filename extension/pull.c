@@ -31,6 +31,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "storage/lockdefs.h"
 #include "utils/xid8.h"
 
 PG_FUNCTION_INFO_V1(sync_pull);
@@ -248,18 +249,6 @@ migration_tables(Jsonb *migration)
 	return out;
 }
 
-/* Whether name is in a list of C strings. */
-static bool
-name_listed(List *names, const char *name)
-{
-	ListCell   *lc;
-
-	foreach(lc, names)
-		if (strcmp((char *) lfirst(lc), name) == 0)
-			return true;
-	return false;
-}
-
 /*
  * Appends one table's entry of the changes object, reading its rows with
  * the caller's rights; returns how many records it sent.
@@ -362,15 +351,21 @@ sync_pull(PG_FUNCTION_ARGS)
 	/* who is calling: needed before any change record is read */
 	sync_owner_enter(&owner_ctx);
 	sync_token_resolve(token, &prev);
-	tables = sync_registry_load(&prev);
+	tables = sync_registry_load(&prev, AccessShareLock, NIL);
 	sync_owner_leave(&owner_ctx);
 	foreach(lc, tables)
-		if (((SyncTableRef *) lfirst(lc))->desc->owner >= 0 && user == NULL)
+	{
+		SyncTableRef *ref = lfirst(lc);
+
+		if (ref->vanished)
+			tables = foreach_delete_current(tables, lc);	/* dropped meanwhile */
+		else if (ref->desc->owner >= 0 && user == NULL)
 		{
 			user = sync_current_user_id(explicit_user);
 			if (user == NULL)
-				sync_no_user(((SyncTableRef *) lfirst(lc))->desc->name);
+				sync_no_user(ref->name);
 		}
+	}
 	if (user == NULL && explicit_user)
 		user = sync_current_user_id(explicit_user);
 
@@ -408,7 +403,7 @@ sync_pull(PG_FUNCTION_ARGS)
 		pt->ref = lfirst(lc);
 		pt->owner = pt->ref->desc->owner >= 0 ? user : "";
 		pt->full = prev.id == 0 || pt->ref->new_since_token ||
-			name_listed(resend, pt->ref->desc->name);
+			sync_name_listed(resend, pt->ref->desc->name);
 		initStringInfo(&pt->deleted);
 		if (pt->full)
 		{

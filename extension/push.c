@@ -24,7 +24,7 @@ find_table(List *tables, const char *name)
 	{
 		SyncTableRef *ref = lfirst(lc);
 
-		if (strcmp(ref->desc->name, name) == 0)
+		if (strcmp(ref->name, name) == 0)
 			return ref;
 	}
 	return NULL;
@@ -50,6 +50,7 @@ sync_push(PG_FUNCTION_ARGS)
 	char	   *user = NULL;
 	bool		user_known = false;
 	List	   *rejected = NIL;
+	List	   *names = NIL;
 	text	   *out;
 
 	if (PG_ARGISNULL(0))
@@ -70,11 +71,27 @@ sync_push(PG_FUNCTION_ARGS)
 	oldcxt = MemoryContextSwitchTo(callcxt);
 	changes = sync_decode_changes(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc));
 
+	/* the tables this push writes */
+	for (i = 0; i < changes->ntables; i++)
+		if (changes->tables[i].nrecords + changes->tables[i].ndeleted > 0)
+			names = lappend(names, changes->tables[i].name);
+
 	SPI_connect();
 	sync_owner_enter(&owner_ctx);
 	sync_token_resolve(token, &tok);
-	tables = sync_registry_load(&tok);
+	tables = sync_registry_load(&tok, RowExclusiveLock, names);
 	sync_owner_leave(&owner_ctx);
+	foreach(lc, tables)
+	{
+		SyncTableRef *ref = lfirst(lc);
+
+		if (ref->vanished && sync_name_listed(names, ref->name))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("synced table \"%s\" was dropped while this push waited for it", ref->name),
+					 errdetail("Nothing of this push was applied."),
+					 errhint("Pull, then push again.")));
+	}
 
 	/* every named table must be registered, unless its entry is empty */
 	for (i = 0; i < changes->ntables; i++)
@@ -112,7 +129,7 @@ sync_push(PG_FUNCTION_ARGS)
 			SyncTableChanges *tc = &changes->tables[i];
 			List	   *tab_rejected = NIL;
 
-			if (strcmp(tc->name, ref->desc->name) != 0 || tc->nrecords + tc->ndeleted == 0)
+			if (strcmp(tc->name, ref->name) != 0 || tc->nrecords + tc->ndeleted == 0)
 				continue;
 			if (ref->desc->owner >= 0 && !user_known)
 			{

@@ -11,8 +11,10 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -312,54 +314,94 @@ spi_text(HeapTuple tup, TupleDesc td, int n)
 }
 
 /*
- * Lists the registered tables (SyncTableRef), each with its descriptor and
- * whether it was registered after the token prev (NULL: first pull). Must
- * run inside SPI as the extension owner.
+ * Lists the registered tables (SyncTableRef) as the caller's snapshot sees
+ * them, with whether each was registered after the token prev (NULL: first
+ * pull). The tables named in names (NIL: all) are locked with lockmode, in
+ * registration order, and only then described: a cached descriptor is
+ * trusted only under a lock that keeps DDL out, after the invalidations
+ * that came before the lock were processed. A table dropped meanwhile comes
+ * back with vanished set and no descriptor; one rewritten (ALTER ... TYPE,
+ * TRUNCATE, CLUSTER) after the caller's snapshot was taken, whose rows that
+ * snapshot can no longer read, fails the call with a retryable error.
+ * Must run inside SPI as the extension owner.
  */
 List *
-sync_registry_load(SyncToken *prev)
+sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names)
 {
 	Datum		args[1];
 	char		nulls[1];
 	int			rc;
 	uint64		i;
 	List	   *out = NIL;
+	SPITupleTable *tt;
+	uint64		n;
 
 	if (load_plan == NULL)
 	{
 		Oid			types[1] = {PG_SNAPSHOTOID};
 
 		load_plan = sync_prepare(
-			"SELECT relid::pg_catalog.oid, table_id, name, key_column::pg_catalog.text,"
-			"       owner_column::pg_catalog.text,"
-			"       conflict_policy, coalesce((options OPERATOR(pg_catalog.->>) 'pull_only')::pg_catalog.bool, false),"
+			"SELECT t.relid::pg_catalog.oid, t.table_id, t.name, t.key_column::pg_catalog.text,"
+			"       t.owner_column::pg_catalog.text, t.conflict_policy,"
+			"       coalesce((t.options OPERATOR(pg_catalog.->>) 'pull_only')::pg_catalog.bool, false),"
 			"       CASE WHEN $1 IS NULL THEN true"
-			"            ELSE NOT pg_catalog.pg_visible_in_snapshot(registered_xid, $1) END,"
-			"       registered_xid"
-			"  FROM _pg_sync.tables ORDER BY table_id", 1, types);
+			"            ELSE NOT pg_catalog.pg_visible_in_snapshot(t.registered_xid, $1) END,"
+			"       t.registered_xid, c.relfilenode"
+			"  FROM _pg_sync.tables t"
+			"  LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid"
+			" ORDER BY t.table_id", 1, types);
 	}
 	args[0] = (prev && prev->id != 0) ? prev->snap : (Datum) 0;
 	nulls[0] = (prev && prev->id != 0) ? ' ' : 'n';
 	rc = SPI_execute_plan(load_plan, args, nulls, true, 0);
 	sync_check_spi(rc, SPI_OK_SELECT, "reading registered tables");
+	/* building a descriptor may run queries: keep this result */
+	tt = SPI_tuptable;
+	n = SPI_processed;
 
-	for (i = 0; i < SPI_processed; i++)
+	for (i = 0; i < n; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	td = SPI_tuptable->tupdesc;
+		HeapTuple	tup = tt->vals[i];
+		TupleDesc	td = tt->tupdesc;
 		bool		isnull;
 		Oid			relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
 		int32		table_id = DatumGetInt32(SPI_getbinval(tup, td, 2, &isnull));
 		bool		pull_only = DatumGetBool(SPI_getbinval(tup, td, 7, &isnull));
 		bool		newer = DatumGetBool(SPI_getbinval(tup, td, 8, &isnull));
-		SyncTableRef *ref = palloc(sizeof(SyncTableRef));
+		Oid			seen_filenode = DatumGetObjectId(SPI_getbinval(tup, td, 10, &isnull));
+		SyncTableRef *ref = palloc0(sizeof(SyncTableRef));
+		HeapTuple	ctup;
 
-		ref->desc = get_desc(relid, table_id, spi_text(tup, td, 3), spi_text(tup, td, 4),
-							 spi_text(tup, td, 5), spi_text(tup, td, 6), pull_only);
+		ref->relid = relid;
+		ref->name = spi_text(tup, td, 3);
 		ref->new_since_token = newer;
 		ref->registered_xid =
 			U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(tup, td, 9, &isnull)));
 		out = lappend(out, ref);
+		if (names != NIL && !sync_name_listed(names, ref->name))
+			continue;
+
+		LockRelationOid(relid, lockmode);
+		ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		if (!HeapTupleIsValid(ctup))
+		{
+			/* dropped since the snapshot was taken: gone for this call */
+			UnlockRelationOid(relid, lockmode);
+			ref->vanished = true;
+			continue;
+		}
+		if (((Form_pg_class) GETSTRUCT(ctup))->relfilenode != seen_filenode)
+		{
+			ReleaseSysCache(ctup);
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("synced table \"%s\" was rewritten while this call waited for it", ref->name),
+					 errdetail("An ALTER TABLE, TRUNCATE or CLUSTER committed after this transaction's snapshot was taken."),
+					 errhint("Retry in a new transaction.")));
+		}
+		ReleaseSysCache(ctup);
+		ref->desc = get_desc(relid, table_id, ref->name, spi_text(tup, td, 4),
+							 spi_text(tup, td, 5), spi_text(tup, td, 6), pull_only);
 	}
 	return out;
 }
