@@ -29,6 +29,24 @@
 
 static SPIPlanPtr conflict_plan = NULL;
 
+/*
+ * Whether an error of a set-based write comes from the data of a record (a
+ * value, a constraint, a row-level security check), so that replaying the
+ * records one by one can name the one it comes from. Anything else (a
+ * cancel, a statement or lock timeout, a deadlock, a shutdown, out of memory)
+ * is raised again at once, never replayed.
+ */
+static bool
+record_error(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category == ERRCODE_DATA_EXCEPTION ||
+		category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+		sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ||
+		sqlerrcode == ERRCODE_WITH_CHECK_OPTION_VIOLATION;
+}
+
 /* Calls a column's input function; errors name table, record and column. */
 static Datum
 call_input(SyncTable *t, SyncColumn *col, const char *id, const char *str)
@@ -47,6 +65,8 @@ call_input(SyncTable *t, SyncColumn *col, const char *id, const char *str)
 		MemoryContextSwitchTo(cxt);
 		ed = CopyErrorData();
 		FlushErrorState();
+		if (!record_error(ed->sqlerrcode))
+			ReThrowError(ed);
 		ereport(ERROR,
 				(errcode(ed->sqlerrcode),
 				 errmsg("invalid value for column \"%s\" of table \"%s\" in record \"%s\": %s",
@@ -229,7 +249,40 @@ param_type(SyncColumn *c)
 	return OidIsValid(c->arraytypid) ? c->arraytypid : TEXTARRAYOID;
 }
 
-/* Prepares the insert and update plans for one set of columns. */
+/*
+ * Frees the least recently used write plans of a table until at most keep
+ * are left. Clients choose the column sets they push, so the plans a backend
+ * keeps must be bounded (SYNC_MAX_WRITE_PLANS per registered table).
+ */
+static void
+evict_write_plans(SyncTable *t, int keep)
+{
+	SyncWritePlan **prevp = &t->write_plans;
+	SyncWritePlan *wp;
+	int			n = 0;
+
+	while (*prevp != NULL && n < keep)
+	{
+		prevp = &(*prevp)->next;
+		n++;
+	}
+	while ((wp = *prevp) != NULL)
+	{
+		*prevp = wp->next;
+		if (wp->insert_plan)
+			SPI_freeplan(wp->insert_plan);
+		if (wp->update_plan)
+			SPI_freeplan(wp->update_plan);
+		pfree(wp->colset);
+		pfree(wp);
+		t->nwrite_plans--;
+	}
+}
+
+/*
+ * Returns the insert and update plans for one set of columns, prepared on
+ * first use and kept in a small LRU list per table.
+ */
 static SyncWritePlan *
 write_plan(SyncTable *t, const char *colset)
 {
@@ -245,10 +298,18 @@ write_plan(SyncTable *t, const char *colset)
 				keypos = 0;
 	bool		overriding = false;
 	MemoryContext old;
+	SyncWritePlan **prevp;
 
-	for (wp = t->write_plans; wp; wp = wp->next)
+	/* most recently used first */
+	for (prevp = &t->write_plans; (wp = *prevp) != NULL; prevp = &wp->next)
 		if (strcmp(wp->colset, colset) == 0)
+		{
+			*prevp = wp->next;
+			wp->next = t->write_plans;
+			t->write_plans = wp;
 			return wp;
+		}
+	evict_write_plans(t, SYNC_MAX_WRITE_PLANS - 1);
 
 	initStringInfo(&cols);
 	initStringInfo(&unnest);
@@ -310,6 +371,7 @@ write_plan(SyncTable *t, const char *colset)
 			n, types);
 	wp->next = t->write_plans;
 	t->write_plans = wp;
+	t->nwrite_plans++;
 	return wp;
 }
 
@@ -427,12 +489,12 @@ batch_id(WriteBatch *b, int g)
 }
 
 /*
- * Runs one set-based write in a subtransaction. If it fails, replays the
- * records one at a time, in order, in a subtransaction that is rolled back,
- * to find the first record the error comes from (a constraint of the table,
- * say, or a clash with an earlier record), and raises the error again naming
- * table and record. Returns the SPI result code; SPI_tuptable holds
- * RETURNING rows.
+ * Runs one set-based write in a subtransaction. If it fails because of a
+ * record's data, replays the records one at a time, in order, in a
+ * subtransaction that is rolled back, to find the first record the error
+ * comes from (a constraint of the table, say, or a clash with an earlier
+ * record), and raises the error again naming table and record. Returns
+ * the SPI result code; SPI_tuptable holds RETURNING rows.
  */
 static int
 run_write(WriteBatch *b, SPIPlanPtr plan, Datum *args)
@@ -464,12 +526,16 @@ run_write(WriteBatch *b, SPIPlanPtr plan, Datum *args)
 	PG_END_TRY();
 	if (ed == NULL)
 		return rc;
+	/* a cancel, a timeout, a lock or serialization failure...: at once */
+	if (!record_error(ed->sqlerrcode))
+		ReThrowError(ed);
 
 	if (b->n == 1)
 		culprit = 0;
 	else
 	{
 		Datum	   *one = palloc(sizeof(Datum) * (b->t->ncols + 1));
+		ErrorData  *volatile other = NULL;
 
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(cxt);
@@ -486,12 +552,16 @@ run_write(WriteBatch *b, SPIPlanPtr plan, Datum *args)
 		PG_CATCH();
 		{
 			MemoryContextSwitchTo(cxt);
+			other = CopyErrorData();
 			FlushErrorState();
 		}
 		PG_END_TRY();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		/* the replay itself was cancelled (or failed otherwise): that goes first */
+		if (other != NULL && !record_error(other->sqlerrcode))
+			ReThrowError(other);
 	}
 	if (culprit >= 0)
 		ed->message = psprintf("record \"%s\" of table \"%s\": %s",

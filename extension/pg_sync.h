@@ -35,6 +35,9 @@
 #define SYNC_LOCKTAG_TABLE	0x5350
 #define SYNC_LOCKTAG_RECORD	0x5352
 
+/* most column-set write plans a backend keeps per registered table */
+#define SYNC_MAX_WRITE_PLANS	32
+
 /* most record locks one push takes per table before locking the whole table */
 #define SYNC_PUSH_KEY_LOCKS	64
 
@@ -112,7 +115,8 @@ typedef struct SyncTable
 	SPIPlanPtr	byid_plan;		/* rows whose key is in an array */
 	SPIPlanPtr	lock_plan;		/* lock rows whose key is in an array */
 	SPIPlanPtr	delete_plan;	/* delete rows whose key is in an array */
-	SyncWritePlan *write_plans;
+	SyncWritePlan *write_plans;	/* most recently used first */
+	int			nwrite_plans;
 	SPIPlanPtr	capture_plans[3];	/* recording an INSERT, UPDATE, DELETE */
 } SyncTable;
 

@@ -27,9 +27,11 @@ const lockTimeout = Deno.env.get("SYNC_LOCK_TIMEOUT") ?? "5s";
 const roles = new Set((Deno.env.get("SYNC_ROLES") ?? "authenticated,anon").split(",").map((r) => r.trim()));
 
 // SQLSTATE -> HTTP status. Everything else is a 500 without details.
-function statusFor(code: string): number {
+function statusFor(code: string, route: string): number {
   // push conflict, or the push lost a deadlock / serialization race: pull, then push again
-  if (code === "SY001" || code === "40001" || code === "40P01") return 409;
+  if (code === "SY001" || (route === "push" && (code === "40001" || code === "40P01"))) return 409;
+  // a pull that raced DDL (a table rewritten while it waited): retry the pull
+  if (code === "40001" || code === "40P01") return 503;
   // lock not available, statement timeout, token not visible yet (standby lag): retry later
   if (code === "55P03" || code === "57014" || code === "SY004") return 503;
   if (code === "SY002" || code === "SY003") return 410; // token expired/unknown: reset the client
@@ -103,7 +105,7 @@ export async function handle(req: Request): Promise<Response> {
     return reply(200, body);
   } catch (e) {
     const code = typeof (e as { code?: unknown }).code === "string" ? (e as { code: string }).code : "";
-    const status = statusFor(code);
+    const status = statusFor(code, route);
     if (status === 500) {
       console.error(e);
       return reply(500, { error: "internal error", code: code || "XX000" });
