@@ -6,7 +6,6 @@ DATA = extension/pg_sync.control $(sort $(wildcard extension/pg_sync--*.sql))
 PG_CONFIG ?= pg_config
 
 PG_CPPFLAGS = -Iextension -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
-SHLIB_LINK = -ljansson
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=pg_sync

@@ -11,7 +11,6 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
-#include "common/shortest_dec.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
@@ -22,6 +21,7 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -80,8 +80,7 @@ call_input(SyncTable *t, SyncColumn *col, const char *id, const char *str)
 static void
 mismatch(SyncTable *t, SyncColumn *col, const char *id, const char *expected, SyncValue *v)
 {
-	static const char *names[] = {"null", "a string", "a number", "a number", "a boolean",
-	"an object or array"};
+	static const char *names[] = {"null", "a string", "a number", "a boolean", "an object or array"};
 
 	ereport(ERROR,
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -89,44 +88,109 @@ mismatch(SyncTable *t, SyncColumn *col, const char *id, const char *expected, Sy
 					col->name, t->name, id, expected, names[v->type])));
 }
 
-/* Text of a JSON number, shortest exact form. */
-static char *
-number_text(SyncValue *v)
+/* A JSON number written as a plain integer that fits int64 with room, and its value. */
+static bool
+plain_integer(const char *num, int64 *out)
 {
-	char	   *buf = palloc(32);
+	const char *p = num;
+	int			digits = 0;
 
-	if (v->type == SV_INT)
-		snprintf(buf, 32, INT64_FORMAT, v->ival);
-	else
-		double_to_shortest_decimal_buf(v->rval, buf);
-	return buf;
+	if (*p == '-')
+		p++;
+	for (; *p; p++)
+	{
+		if (*p < '0' || *p > '9')
+			return false;
+		digits++;
+	}
+	if (digits == 0 || digits > 18)
+		return false;
+	*out = strtoll(num, NULL, 10);
+	return true;
+}
+
+/* A JSON number (valid JSON number syntax) as a numeric, exactly. */
+static Numeric
+number_numeric(const char *num)
+{
+	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(num),
+											   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+}
+
+/*
+ * The text an integer column's input function gets for a JSON number: the
+ * number itself when written as an integer, else its value when that is
+ * integral (1e3, 12.0), else an error.
+ */
+static char *
+integer_text(SyncTable *t, SyncColumn *col, const char *id, const char *num)
+{
+	int64		i;
+	Numeric		n,
+				whole;
+
+	if (plain_integer(num, &i) || strpbrk(num, ".eE") == NULL)
+		return (char *) num;
+	n = number_numeric(num);
+	whole = DatumGetNumeric(DirectFunctionCall2(numeric_trunc, NumericGetDatum(n), Int32GetDatum(0)));
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n), NumericGetDatum(whole))) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid value for column \"%s\" of table \"%s\" in record \"%s\": expected an integer, got %s",
+						col->name, t->name, id, num)));
+	return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(whole)));
 }
 
 /* Raises the error for a number of milliseconds outside the column's range. */
 static void
-millis_out_of_range(SyncTable *t, SyncColumn *col, const char *id, SyncValue *v)
+millis_out_of_range(SyncTable *t, SyncColumn *col, const char *id, const char *num)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 			 errmsg("invalid value for column \"%s\" of table \"%s\" in record \"%s\": %s milliseconds is out of range",
-					col->name, t->name, id, number_text(v))));
+					col->name, t->name, id, num)));
 }
 
-/* Epoch milliseconds of a JSON number; errors when out of range. */
-static double
-millis(SyncTable *t, SyncColumn *col, const char *id, SyncValue *v)
+/*
+ * A JSON number of milliseconds since 1970 divided by unit (1000: in
+ * microseconds, rounded; 86400000 * 1000: in days, rounded down), exactly;
+ * false when it is far outside any date.
+ */
+static bool
+millis_in(const char *num, int64 unit_us, int64 *out)
 {
-	double		ms = v->type == SV_INT ? (double) v->ival : v->rval;
+	int64		ms;
+	Numeric		n;
+	bool		err = false;
 
-	/* PostgreSQL's own range: 4713 BC to 294276 AD, about +/- 9.2e15 ms */
-	if (!(ms > -210866803200000.0 && ms < 9224318016000000.0))
-		millis_out_of_range(t, col, id, v);
-	return ms;
+	/* beyond 2^53 ms (about 285,000 years) nothing is a valid date */
+	if (plain_integer(num, &ms))
+	{
+		if (ms > (INT64CONST(1) << 53) || ms < -(INT64CONST(1) << 53))
+			return false;
+		*out = unit_us == 1000 ? ms * 1000 : ms / (unit_us / 1000) - (ms % (unit_us / 1000) < 0 ? 1 : 0);
+		return true;
+	}
+	n = numeric_mul_opt_error(number_numeric(num), int64_to_numeric(1000), &err);
+	if (err)
+		return false;
+	if (unit_us == 1000)
+		n = DatumGetNumeric(DirectFunctionCall2(numeric_round, NumericGetDatum(n), Int32GetDatum(0)));
+	else
+		n = DatumGetNumeric(DirectFunctionCall1(numeric_floor,
+												NumericGetDatum(numeric_div_opt_error(n, int64_to_numeric(unit_us), &err))));
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
+										  NumericGetDatum(int64_to_numeric(INT64CONST(1) << 62)))) > 0 ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
+										  NumericGetDatum(int64_to_numeric(-(INT64CONST(1) << 62))))) < 0)
+		return false;
+	*out = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(n)));
+	return true;
 }
 
 /*
  * Converts a pushed JSON value to a value of the column's type, following
- * the documented mapping.
+ * the documented mapping. Numbers reach the column exactly as written.
  */
 Datum
 sync_value_to_datum(SyncTable *t, SyncColumn *col, const char *id, SyncValue *v, bool *isnull)
@@ -148,29 +212,36 @@ sync_value_to_datum(SyncTable *t, SyncColumn *col, const char *id, SyncValue *v,
 				mismatch(t, col, id, "a string holding a JSON document", v);
 			return call_input(t, col, id, v->str);
 		case SK_INT:
+			if (v->type != SV_NUMBER)
+				mismatch(t, col, id, "a number", v);
+			return call_input(t, col, id, integer_text(t, col, id, v->str));
 		case SK_FLOAT:
 		case SK_NUMERIC:
-			if (v->type != SV_INT && v->type != SV_REAL)
+			/* float input refuses values out of range, also non-zero ones that underflow */
+			if (v->type != SV_NUMBER)
 				mismatch(t, col, id, "a number", v);
-			return call_input(t, col, id, number_text(v));
+			return call_input(t, col, id, v->str);
 		case SK_BOOL:
 			if (v->type == SV_BOOL)
 				return BoolGetDatum(v->bval);
-			if (v->type == SV_INT && (v->ival == 0 || v->ival == 1))
-				return BoolGetDatum(v->ival == 1);
+			if (v->type == SV_NUMBER && (strcmp(v->str, "0") == 0 || strcmp(v->str, "1") == 0))
+				return BoolGetDatum(v->str[0] == '1');
 			mismatch(t, col, id, "a boolean", v);
 			break;
 		case SK_TIMESTAMP:
 			if (v->type == SV_STRING)
 				return call_input(t, col, id, v->str);
-			if (v->type != SV_INT && v->type != SV_REAL)
+			if (v->type != SV_NUMBER)
 				mismatch(t, col, id, "a number of milliseconds", v);
 			{
-				double		ms = millis(t, col, id, v);
-				Timestamp	ts = (Timestamp) llround(ms * 1000.0) - EPOCH_SHIFT_MS * 1000;
+				int64		us;
+				Timestamp	ts;
 
+				if (!millis_in(v->str, 1000, &us))
+					millis_out_of_range(t, col, id, v->str);
+				ts = us - EPOCH_SHIFT_MS * 1000;
 				if (!IS_VALID_TIMESTAMP(ts))
-					millis_out_of_range(t, col, id, v);
+					millis_out_of_range(t, col, id, v->str);
 				if (col->typid != col->basetypid)
 					return call_input(t, col, id,
 									  DatumGetCString(DirectFunctionCall1(col->basetypid == TIMESTAMPOID ? timestamp_out : timestamptz_out,
@@ -180,14 +251,18 @@ sync_value_to_datum(SyncTable *t, SyncColumn *col, const char *id, SyncValue *v,
 		case SK_DATE:
 			if (v->type == SV_STRING)
 				return call_input(t, col, id, v->str);
-			if (v->type != SV_INT && v->type != SV_REAL)
+			if (v->type != SV_NUMBER)
 				mismatch(t, col, id, "a number of milliseconds", v);
 			{
-				double		ms = millis(t, col, id, v);
-				DateADT		d = (DateADT) (floor(ms / 86400000.0) - 10957);
+				int64		days;
+				DateADT		d;
 
+				if (!millis_in(v->str, INT64CONST(86400000) * 1000, &days) ||
+					days - 10957 < PG_INT32_MIN || days - 10957 > PG_INT32_MAX)
+					millis_out_of_range(t, col, id, v->str);
+				d = (DateADT) (days - 10957);
 				if (!IS_VALID_DATE(d))
-					millis_out_of_range(t, col, id, v);
+					millis_out_of_range(t, col, id, v->str);
 				if (col->typid != col->basetypid)
 					return call_input(t, col, id,
 									  DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(d))));

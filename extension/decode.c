@@ -1,54 +1,90 @@
 /*
- * decode.c — the only file that uses jansson: a push's changes document to
- * the C structs of pg_sync.h, checking its shape on the way.
+ * decode.c — a push's changes document to the C structs of pg_sync.h,
+ * checking its shape on the way:
  *
- * jansson allocates through palloc in the caller's memory context (set up in
- * sync_decode_init), so a document is freed with the call's context even when
- * an error cuts the call short. This file must not include utils/builtins.h:
- * PostgreSQL and jansson both define json_object(), and json_object() itself
- * must never be called from here.
+ *   {"<table>": {"created": [record...], "updated": [record...], "deleted": ["id"...]}}
+ *
+ * The document goes through PostgreSQL's own JSON parser (common/jsonapi.h)
+ * in one streaming pass, driven by the semantic actions below: no tree is
+ * built, strings arrive unescaped in the database encoding, and a number
+ * keeps the exact text the client wrote (a value never passes through a
+ * double: numeric and bigint columns get what was sent). An object or array
+ * value of a record keeps its text as sent. Everything is palloc'd in the
+ * caller's memory context.
+ *
+ * This file uses nothing of the server but palloc, ereport and the JSON
+ * parser, so test/fuzz builds it outside the server, with libpgcommon's
+ * parser, for libFuzzer.
  */
 #include "postgres.h"
 
-#include <jansson.h>
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 
 #include "pg_sync.h"
 
-/* jansson's allocator: palloc in the current context, NULL when out of memory */
-static void *
-sync_json_alloc(size_t size)
-{
-	return palloc_extended(size, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
-}
+#if PG_VERSION_NUM >= 160000
+#define ACTION_RESULT JsonParseErrorType
+#define ACTION_DONE return JSON_SUCCESS
+#else
+#define ACTION_RESULT void
+#define ACTION_DONE return
+#endif
 
+/* Where in the document the parser is (by nesting depth). */
+enum
+{
+	AT_TOP = 0,					/* before the root */
+	AT_TABLES = 1,				/* in the root object: table names */
+	AT_ENTRY = 2,				/* in a table entry: created / updated / deleted */
+	AT_LIST = 3,				/* in one of those arrays */
+	AT_RECORD = 4				/* in a record: its fields */
+};
+
+/* A growing array of records. */
+typedef struct RecordList
+{
+	SyncRecord *items;
+	int			n;
+	int			cap;
+} RecordList;
+
+typedef struct DecodeState
+{
+	JsonLexContext *lex;
+	SyncChanges *out;
+	int			tcap;
+	SyncTableChanges *tc;		/* the table entry being read */
+	RecordList	lists[2];		/* its created and updated records */
+	int			dcap;			/* capacity of tc->deleted */
+	int			list;			/* 0 created, 1 updated, 2 deleted, -1 none yet */
+	int			seen_lists;		/* bit per list already in the entry */
+	size_t		index;			/* position in the current list */
+	int			depth;			/* objects and arrays open */
+	SyncRecord *rec;			/* the record being read */
+	int			fcap;
+	bool		has_id;
+	char	   *field;			/* the record field whose value comes next */
+	char	   *compound_start; /* where an object/array field value began */
+	size_t		total;			/* records in the document so far */
+} DecodeState;
+
+static const char *const list_names[] = {"created", "updated", "deleted"};
+
+/* Raises a shape error for the current place in the document. */
 static void
-sync_json_free(void *ptr)
+shape_error(DecodeState *st, const char *msg)
 {
-	if (ptr)
-		pfree(ptr);
-}
-
-/* Routes jansson's allocations through palloc; called once from _PG_init. */
-void
-sync_decode_init(void)
-{
-	json_set_alloc_funcs(sync_json_alloc, sync_json_free);
-}
-
-/* Raises a shape error for the given place in the document. */
-static void
-shape_error(const char *table, const char *list, size_t index, const char *msg)
-{
-	if (list)
+	if (st->tc && st->list >= 0 && st->depth >= AT_LIST)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid changes document: %s", msg),
-				 errdetail("At changes.%s.%s[%zu].", table, list, index)));
-	if (table)
+				 errdetail("At changes.%s.%s[%zu].", st->tc->name, list_names[st->list], st->index)));
+	if (st->tc)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid changes document: %s", msg),
-				 errdetail("At changes.%s.", table)));
+				 errdetail("At changes.%s.", st->tc->name)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid changes document: %s", msg)));
@@ -56,173 +92,367 @@ shape_error(const char *table, const char *list, size_t index, const char *msg)
 
 /* Checks a record id: a non-empty string of at most SYNC_MAX_ID_LEN bytes. */
 static char *
-decode_id(json_t *v, const char *table, const char *list, size_t index)
+check_id(DecodeState *st, char *token, JsonTokenType type)
 {
 	size_t		len;
 
-	if (v == NULL)
-		shape_error(table, list, index, "record has no \"id\"");
-	if (!json_is_string(v))
-		shape_error(table, list, index, "record id must be a string");
-	len = json_string_length(v);
+	if (type != JSON_TOKEN_STRING)
+		shape_error(st, "record id must be a string");
+	len = strlen(token);
 	if (len == 0)
-		shape_error(table, list, index, "record id must not be empty");
+		shape_error(st, "record id must not be empty");
 	if (len > SYNC_MAX_ID_LEN)
-		shape_error(table, list, index,
-					psprintf("record id is longer than %d bytes", SYNC_MAX_ID_LEN));
-	return (char *) json_string_value(v);
+		shape_error(st, psprintf("record id is longer than %d bytes", SYNC_MAX_ID_LEN));
+	return token;
 }
 
-/* Converts one JSON value of a record. */
+/* Counts one more record against pg_sync.max_push_records. */
 static void
-decode_value(json_t *v, SyncValue *out)
+count_record(DecodeState *st)
 {
-	memset(out, 0, sizeof(*out));
-	switch (json_typeof(v))
+	if (++st->total > (size_t) sync_max_records)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("push carries more than %d records", sync_max_records),
+				 errhint("Raise pg_sync.max_push_records or push in smaller batches.")));
+}
+
+/* qsort comparator of fields by key */
+static int
+cmp_field(const void *a, const void *b)
+{
+	return strcmp(((const SyncField *) a)->key, ((const SyncField *) b)->key);
+}
+
+/* A record is complete: it needs an id, and no key twice. */
+static void
+end_record(DecodeState *st)
+{
+	SyncRecord *rec = st->rec;
+	int			i;
+
+	if (!st->has_id)
+		shape_error(st, "record has no \"id\"");
+	if (rec->nfields > 1)
 	{
-		case JSON_NULL:
-			out->type = SV_NULL;
+		SyncField  *sorted = palloc(sizeof(SyncField) * rec->nfields);
+
+		memcpy(sorted, rec->fields, sizeof(SyncField) * rec->nfields);
+		qsort(sorted, rec->nfields, sizeof(SyncField), cmp_field);
+		for (i = 1; i < rec->nfields; i++)
+			if (strcmp(sorted[i - 1].key, sorted[i].key) == 0)
+				shape_error(st, psprintf("record has the key \"%s\" twice", sorted[i].key));
+		pfree(sorted);
+	}
+	st->rec = NULL;
+}
+
+/* Stores a field value of the current record (a reserved name is dropped). */
+static void
+add_field(DecodeState *st, SyncValueType type, char *str)
+{
+	SyncRecord *rec = st->rec;
+	SyncField  *f;
+
+	if (strcmp(st->field, "_status") == 0 || strcmp(st->field, "_changed") == 0)
+		return;
+	if (rec->nfields == st->fcap)
+	{
+		st->fcap *= 2;
+		rec->fields = repalloc(rec->fields, sizeof(SyncField) * st->fcap);
+	}
+	f = &rec->fields[rec->nfields++];
+	f->key = st->field;
+	f->value.type = type;
+	f->value.str = str;
+	f->value.bval = type == SV_BOOL && str[0] == 't';
+}
+
+/* A table entry is complete: created records first, then updated ones. */
+static void
+end_entry(DecodeState *st)
+{
+	SyncTableChanges *tc = st->tc;
+	RecordList *c = &st->lists[0],
+			   *u = &st->lists[1];
+
+	tc->ncreated = c->n;
+	tc->nrecords = c->n + u->n;
+	tc->records = palloc(sizeof(SyncRecord) * (tc->nrecords + 1));
+	if (c->n > 0)
+		memcpy(tc->records, c->items, sizeof(SyncRecord) * c->n);
+	if (u->n > 0)
+		memcpy(tc->records + c->n, u->items, sizeof(SyncRecord) * u->n);
+	st->tc = NULL;
+}
+
+static ACTION_RESULT
+on_object_start(void *state)
+{
+	DecodeState *st = state;
+
+	switch (st->depth)
+	{
+		case AT_TOP:
 			break;
-		case JSON_STRING:
-			out->type = SV_STRING;
-			out->str = (char *) json_string_value(v);
-			out->len = json_string_length(v);
+		case AT_TABLES:			/* a table entry */
+			memset(st->lists, 0, sizeof(st->lists));
+			st->list = -1;
+			st->seen_lists = 0;
+			st->dcap = 0;
 			break;
-		case JSON_INTEGER:
-			out->type = SV_INT;
-			out->ival = (int64) json_integer_value(v);
+		case AT_ENTRY:
+			shape_error(st, psprintf("\"%s\" must be an array", list_names[st->list]));
 			break;
-		case JSON_REAL:
-			out->type = SV_REAL;
-			out->rval = json_real_value(v);
+		case AT_LIST:
+			if (st->list == 2)
+				shape_error(st, "record id must be a string");
+			else
+			{
+				RecordList *l = &st->lists[st->list];
+
+				count_record(st);
+				if (l->n == l->cap)
+				{
+					l->cap = l->cap ? l->cap * 2 : 16;
+					l->items = l->items ? repalloc(l->items, sizeof(SyncRecord) * l->cap)
+						: palloc(sizeof(SyncRecord) * l->cap);
+				}
+				st->rec = &l->items[l->n++];
+				memset(st->rec, 0, sizeof(SyncRecord));
+				st->fcap = 16;
+				st->rec->fields = palloc(sizeof(SyncField) * st->fcap);
+				st->has_id = false;
+			}
 			break;
-		case JSON_TRUE:
-		case JSON_FALSE:
-			out->type = SV_BOOL;
-			out->bval = json_is_true(v);
+		case AT_RECORD:			/* an object value: kept as text */
+			if (strcmp(st->field, "id") == 0)
+				shape_error(st, "record id must be a string");
+			st->compound_start = st->lex->token_start;
 			break;
-		case JSON_OBJECT:
-		case JSON_ARRAY:
-			out->type = SV_COMPOUND;
-			out->str = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-			if (out->str == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_OUT_OF_MEMORY),
-						 errmsg("out of memory")));
-			out->len = strlen(out->str);
+		default:
 			break;
 	}
+	st->depth++;
+	ACTION_DONE;
 }
 
-/* Converts one created/updated record. */
-static void
-decode_record(json_t *rec, const char *table, const char *list, size_t index, SyncRecord *out)
+static ACTION_RESULT
+on_object_end(void *state)
 {
-	const char *key;
-	json_t	   *v;
-	int			n = 0;
+	DecodeState *st = state;
 
-	if (!json_is_object(rec))
-		shape_error(table, list, index, "record must be a JSON object");
-	out->id = decode_id(json_object_get(rec, "id"), table, list, index);
-	out->fields = palloc(sizeof(SyncField) * (json_object_size(rec) + 1));
-	json_object_foreach(rec, key, v)
+	st->depth--;
+	switch (st->depth)
 	{
-		if (strcmp(key, "id") == 0 || strcmp(key, "_status") == 0 || strcmp(key, "_changed") == 0)
-			continue;
-		out->fields[n].key = (char *) key;
-		decode_value(v, &out->fields[n].value);
-		n++;
+		case AT_TABLES:
+			end_entry(st);
+			break;
+		case AT_LIST:
+			end_record(st);
+			break;
+		case AT_RECORD:
+			add_field(st, SV_COMPOUND,
+					  pnstrdup(st->compound_start, st->lex->prev_token_terminator - st->compound_start));
+			break;
+		default:
+			break;
 	}
-	out->nfields = n;
+	ACTION_DONE;
 }
 
-/* Returns the array at key of a table entry (NULL when absent). */
-static json_t *
-table_list(json_t *entry, const char *table, const char *key)
+static ACTION_RESULT
+on_array_start(void *state)
 {
-	json_t	   *v = json_object_get(entry, key);
+	DecodeState *st = state;
 
-	if (v != NULL && !json_is_array(v))
-		shape_error(table, NULL, 0, psprintf("\"%s\" must be an array", key));
-	return v;
+	switch (st->depth)
+	{
+		case AT_TOP:
+			shape_error(st, "changes must be a JSON object");
+			break;
+		case AT_TABLES:
+			shape_error(st, "table entry must be an object with created, updated and deleted");
+			break;
+		case AT_ENTRY:
+			st->index = (size_t) -1;	/* the first element makes it 0 */
+			break;
+		case AT_LIST:
+			shape_error(st, st->list == 2 ? "record id must be a string" : "record must be a JSON object");
+			break;
+		case AT_RECORD:			/* an array value: kept as text */
+			if (strcmp(st->field, "id") == 0)
+				shape_error(st, "record id must be a string");
+			st->compound_start = st->lex->token_start;
+			break;
+		default:
+			break;
+	}
+	st->depth++;
+	ACTION_DONE;
+}
+
+static ACTION_RESULT
+on_array_end(void *state)
+{
+	DecodeState *st = state;
+
+	st->depth--;
+	if (st->depth == AT_RECORD)
+		add_field(st, SV_COMPOUND,
+				  pnstrdup(st->compound_start, st->lex->prev_token_terminator - st->compound_start));
+	ACTION_DONE;
+}
+
+static ACTION_RESULT
+on_field_start(void *state, char *fname, bool isnull)
+{
+	DecodeState *st = state;
+	int			i;
+
+	switch (st->depth)
+	{
+		case AT_TABLES:			/* a table name */
+			for (i = 0; i < st->out->ntables; i++)
+				if (strcmp(st->out->tables[i].name, fname) == 0)
+				{
+					st->tc = NULL;
+					shape_error(st, psprintf("table \"%s\" appears twice", fname));
+				}
+			if (st->out->ntables == st->tcap)
+			{
+				st->tcap *= 2;
+				st->out->tables = repalloc(st->out->tables, sizeof(SyncTableChanges) * st->tcap);
+			}
+			st->tc = &st->out->tables[st->out->ntables++];
+			memset(st->tc, 0, sizeof(SyncTableChanges));
+			st->tc->name = fname;
+			st->list = -1;
+			break;
+		case AT_ENTRY:			/* created / updated / deleted */
+			for (i = 0; i < 3; i++)
+				if (strcmp(fname, list_names[i]) == 0)
+					break;
+			if (i == 3)
+				shape_error(st, psprintf("unexpected key \"%s\" in table entry", fname));
+			if (st->seen_lists & (1 << i))
+				shape_error(st, psprintf("\"%s\" appears twice in the table entry", fname));
+			st->seen_lists |= 1 << i;
+			st->list = i;
+			break;
+		case AT_RECORD:
+			st->field = fname;
+			break;
+		default:
+			break;
+	}
+	ACTION_DONE;
+}
+
+static ACTION_RESULT
+on_element_start(void *state, bool isnull)
+{
+	DecodeState *st = state;
+
+	if (st->depth == AT_LIST)
+		st->index++;
+	ACTION_DONE;
+}
+
+static ACTION_RESULT
+on_scalar(void *state, char *token, JsonTokenType type)
+{
+	DecodeState *st = state;
+
+	switch (st->depth)
+	{
+		case AT_TOP:
+			shape_error(st, "changes must be a JSON object");
+			break;
+		case AT_TABLES:
+			shape_error(st, "table entry must be an object with created, updated and deleted");
+			break;
+		case AT_ENTRY:
+			shape_error(st, psprintf("\"%s\" must be an array", list_names[st->list]));
+			break;
+		case AT_LIST:
+			if (st->list != 2)
+				shape_error(st, "record must be a JSON object");
+			else
+			{
+				SyncTableChanges *tc = st->tc;
+
+				count_record(st);
+				check_id(st, token, type);
+				if (tc->ndeleted == st->dcap)
+				{
+					st->dcap = st->dcap ? st->dcap * 2 : 16;
+					tc->deleted = tc->deleted ? repalloc(tc->deleted, sizeof(char *) * st->dcap)
+						: palloc(sizeof(char *) * st->dcap);
+				}
+				tc->deleted[tc->ndeleted++] = token;
+			}
+			break;
+		case AT_RECORD:
+			if (strcmp(st->field, "id") == 0)
+			{
+				st->rec->id = check_id(st, token, type);
+				st->has_id = true;
+			}
+			else
+				add_field(st,
+						  type == JSON_TOKEN_STRING ? SV_STRING :
+						  type == JSON_TOKEN_NUMBER ? SV_NUMBER :
+						  type == JSON_TOKEN_NULL ? SV_NULL : SV_BOOL,
+						  token);
+			break;
+		default:
+			break;				/* inside an object/array value */
+	}
+	ACTION_DONE;
 }
 
 /*
- * Parses and checks a changes document:
- * {"<table>": {"created": [record...], "updated": [record...], "deleted": ["id"...]}}
+ * Parses and checks a changes document. Malformed JSON is SQLSTATE 22P02,
+ * a wrong shape 22023 naming the place, too many records 54000.
  */
 SyncChanges *
 sync_decode_changes(const char *text, size_t len)
 {
-	json_error_t err;
-	json_t	   *root;
-	json_t	   *entry;
-	const char *name;
-	SyncChanges *out;
-	size_t		total = 0;
-	int			ti = 0;
+	DecodeState st;
+	JsonSemAction sem;
+	JsonParseErrorType err;
+	JsonLexContext *lex;
+#if PG_VERSION_NUM >= 170000
+	JsonLexContext lexbuf;
 
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
-	if (root == NULL)
+	lex = makeJsonLexContextCstringLen(&lexbuf, text, len, GetDatabaseEncoding(), true);
+#else
+	lex = makeJsonLexContextCstringLen((char *) text, (int) len, GetDatabaseEncoding(), true);
+#endif
+
+	memset(&st, 0, sizeof(st));
+	st.lex = lex;
+	st.list = -1;
+	st.out = palloc0(sizeof(SyncChanges));
+	st.tcap = 8;
+	st.out->tables = palloc0(sizeof(SyncTableChanges) * st.tcap);
+
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = &st;
+	sem.object_start = on_object_start;
+	sem.object_end = on_object_end;
+	sem.array_start = on_array_start;
+	sem.array_end = on_array_end;
+	sem.object_field_start = on_field_start;
+	sem.array_element_start = on_element_start;
+	sem.scalar = on_scalar;
+
+	err = pg_parse_json(lex, &sem);
+	if (err != JSON_SUCCESS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid changes document: %s", err.text),
-				 errdetail("At line %d, column %d.", err.line, err.column)));
-	if (!json_is_object(root))
-		shape_error(NULL, NULL, 0, "changes must be a JSON object");
-
-	out = palloc0(sizeof(SyncChanges));
-	out->tables = palloc0(sizeof(SyncTableChanges) * (json_object_size(root) + 1));
-	json_object_foreach(root, name, entry)
-	{
-		SyncTableChanges *tc = &out->tables[ti++];
-		json_t	   *created,
-				   *updated,
-				   *deleted,
-				   *v;
-		const char *key;
-		size_t		i,
-					n;
-
-		tc->name = (char *) name;
-		if (!json_is_object(entry))
-			shape_error(name, NULL, 0, "table entry must be an object with created, updated and deleted");
-		json_object_foreach(entry, key, v)
-		{
-			if (strcmp(key, "created") != 0 && strcmp(key, "updated") != 0 &&
-				strcmp(key, "deleted") != 0)
-				shape_error(name, NULL, 0, psprintf("unexpected key \"%s\" in table entry", key));
-		}
-		created = table_list(entry, name, "created");
-		updated = table_list(entry, name, "updated");
-		deleted = table_list(entry, name, "deleted");
-
-		tc->ncreated = created ? json_array_size(created) : 0;
-		tc->nrecords = tc->ncreated + (updated ? json_array_size(updated) : 0);
-		tc->ndeleted = deleted ? json_array_size(deleted) : 0;
-		total += tc->nrecords + tc->ndeleted;
-		if (total > (size_t) sync_max_records)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("push carries more than %d records", sync_max_records),
-					 errhint("Raise pg_sync.max_push_records or push in smaller batches.")));
-
-		tc->records = palloc(sizeof(SyncRecord) * (tc->nrecords + 1));
-		n = 0;
-		if (created)
-			json_array_foreach(created, i, v)
-				decode_record(v, name, "created", i, &tc->records[n++]);
-		if (updated)
-			json_array_foreach(updated, i, v)
-				decode_record(v, name, "updated", i, &tc->records[n++]);
-
-		tc->deleted = palloc(sizeof(char *) * (tc->ndeleted + 1));
-		if (deleted)
-			json_array_foreach(deleted, i, v)
-				tc->deleted[i] = decode_id(v, name, "deleted", i);
-	}
-	out->ntables = ti;
-	/* the tree lives in the caller's context and goes with it */
-	return out;
+				 errmsg("invalid changes document: %s", json_errdetail(err, lex)),
+				 errdetail("At line %d.", lex->line_number)));
+	return st.out;
 }

@@ -69,7 +69,6 @@ _PG_init(void)
 	EmitWarningsOnPlaceholders("pg_sync");
 #endif
 
-	sync_decode_init();
 	sync_registry_init();
 }
 

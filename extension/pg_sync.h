@@ -3,7 +3,7 @@
  *
  * A registered table is described by a SyncTable (registry.c); tokens are
  * checkpoint ids resolved by token.c; pull.c and push.c orchestrate; encode.c
- * writes JSON, decode.c (the only file that sees jansson) reads it.
+ * writes JSON, decode.c reads it.
  */
 #ifndef PG_SYNC_H
 #define PG_SYNC_H
@@ -154,20 +154,16 @@ typedef enum SyncValueType
 {
 	SV_NULL,
 	SV_STRING,
-	SV_INT,
-	SV_REAL,
+	SV_NUMBER,					/* str holds the number exactly as sent */
 	SV_BOOL,
-	SV_COMPOUND				/* object or array; text holds it serialized */
+	SV_COMPOUND					/* object or array; str holds its text as sent */
 } SyncValueType;
 
 typedef struct SyncValue
 {
 	SyncValueType type;
-	char	   *str;			/* SV_STRING / SV_COMPOUND */
-	size_t		len;
-	int64		ival;
-	double		rval;
-	bool		bval;
+	char	   *str;			/* SV_STRING, SV_NUMBER, SV_COMPOUND */
+	bool		bval;			/* SV_BOOL */
 } SyncValue;
 
 typedef struct SyncField
@@ -253,7 +249,6 @@ extern void sync_encode_query(SyncTable *t, SPIPlanPtr plan, Datum *values,
 							  const char *nulls, SyncPullSink *sink);
 
 /* decode.c */
-extern void sync_decode_init(void);
 extern SyncChanges *sync_decode_changes(const char *json, size_t len);
 
 /* apply.c */

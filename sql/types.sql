@@ -70,6 +70,35 @@ SELECT push('{"everything": {"created": [{"id": "bad13", "r": 1e39}]}}');
 SELECT push('{"everything": {"created": [{"id": "bad14", "arr": [1, 2]}]}}');
 SELECT count(*) AS bad_rows FROM everything WHERE id LIKE 'bad%';
 
+-- numbers reach their columns exactly as written: never through a double
+SELECT push($$ {"everything": {"created": [
+  {"id": "n1", "num": 12345678901234567.89, "i8": 9007199254740993, "d": 0.1},
+  {"id": "n2", "num": 123456789012345678901234567890.000000000000000000001},
+  {"id": "n3", "num": 1e400, "i4": 1e3, "i2": 12.0, "r": 1.5e-3},
+  {"id": "n4", "num": -0.5E-400, "i8": -9223372036854775808, "d": 4.9e-324},
+  {"id": "n5", "tstz": 1718000000000.5, "dt": -1, "ts": 1.718e12}
+]}} $$);
+SELECT id, CASE WHEN length(num::text) > 60 THEN 'a number of ' || length(num::text) || ' characters'
+                ELSE num::text END AS num, i2, i4, i8, r, d
+  FROM everything WHERE id LIKE 'n_' AND id <> 'n5' ORDER BY id;
+SELECT num = 12345678901234567.89 AS exact_numeric, i8 = 9007199254740993 AS exact_bigint
+  FROM everything WHERE id = 'n1';
+SELECT (SELECT num = 1e400 FROM everything WHERE id = 'n3') AS beyond_double,
+       (SELECT num = -0.5e-400 FROM everything WHERE id = 'n4') AS below_double;
+SELECT tstz AT TIME ZONE 'UTC' AS half_millisecond, dt AS day_before_1970, ts AS from_exponent
+  FROM everything WHERE id = 'n5';
+-- out of a column's range: an error, never a rounding (overflow, and a
+-- non-zero value that would underflow to zero)
+SELECT push('{"everything": {"created": [{"id": "bad15", "d": 1e400}]}}');
+SELECT push('{"everything": {"created": [{"id": "bad16", "d": 1e-400}]}}');
+SELECT push('{"everything": {"created": [{"id": "bad17", "r": 1e-50}]}}');
+SELECT push('{"everything": {"created": [{"id": "bad18", "i4": 2147483648}]}}');
+SELECT push('{"everything": {"created": [{"id": "bad19", "i8": 1e19}]}}');
+SELECT push('{"everything": {"created": [{"id": "bad20", "num": 1e200000}]}}');
+SELECT push('{"everything": {"created": [{"id": "bad21", "b": 2}]}}');
+SELECT push('{"everything": {"created": [{"id": "bad22", "tstz": 9.3e15}]}}');
+SELECT count(*) AS bad_rows FROM everything WHERE id LIKE 'bad%';
+
 -- keys of other types travel as strings too
 CREATE TABLE by_int (id bigint PRIMARY KEY, v text);
 CREATE TABLE by_uuid (id uuid PRIMARY KEY, v text);

@@ -6,7 +6,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 ensure_deps() {
   local need=() pkg
-  for pkg in postgresql-15 postgresql-server-dev-15 libjansson-dev build-essential; do
+  for pkg in postgresql-15 postgresql-server-dev-15 build-essential; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   command -v node >/dev/null 2>&1 || need+=(nodejs)
