@@ -321,7 +321,7 @@ column_index(SyncTable *t, const char *name)
 static Oid
 param_type(SyncColumn *c)
 {
-	return OidIsValid(c->arraytypid) ? c->arraytypid : TEXTARRAYOID;
+	return c->write_as_text ? TEXTARRAYOID : c->arraytypid;
 }
 
 /*
@@ -398,7 +398,7 @@ write_plan(SyncTable *t, const char *colset)
 
 		if (colset[i] != '1')
 			continue;
-		expr = OidIsValid(c->arraytypid) ? psprintf("v.c%d", n + 1)
+		expr = !c->write_as_text ? psprintf("v.c%d", n + 1)
 			: psprintf("v.c%d::%s", n + 1,
 					   format_type_extended(c->typid, c->typmod,
 											FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
@@ -497,10 +497,10 @@ build_arrays(SyncTable *t, const char *colset, ApplyRec **recs, int nrecs,
 						break;
 					}
 			/* no array type: passed as text, cast back in SQL */
-			if (!nulls[r] && !OidIsValid(c->arraytypid))
+			if (!nulls[r] && c->write_as_text)
 				vals[r] = CStringGetTextDatum(OutputFunctionCall(&c->outfn, vals[r]));
 		}
-		if (OidIsValid(c->arraytypid))
+		if (!c->write_as_text)
 			arrays[n++] = PointerGetDatum(construct_md_array(vals, nulls, 1, dims, lbs, c->typid,
 															 c->typlen, c->typbyval, c->typalign));
 		else
@@ -756,6 +756,8 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 
 	if (nall == 0)
 		return;
+	if (t->owner >= 0)
+		user = sync_owner_text(t, user);	/* as the owner column holds it */
 	if (t->pull_only)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -13,39 +13,125 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/jsonb.h"
-#include "utils/numeric.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 
-/* The user id in the JWT claims, or NULL when there is none. */
+/* What claims_user_id looks for in request.jwt.claims. */
+typedef struct ClaimScan
+{
+	int			depth;
+	bool		in_claim;		/* the next value is the user claim's */
+	int			found;			/* how often the claim appeared */
+	char	   *value;
+	JsonTokenType type;
+	bool		compound;		/* its value was an object or array */
+} ClaimScan;
+
+static SYNC_JSON_ACTION
+claim_nest_start(void *state)
+{
+	ClaimScan  *cs = state;
+
+	if (cs->in_claim && cs->depth == 1)
+		cs->compound = true;
+	cs->in_claim = false;
+	cs->depth++;
+	SYNC_JSON_DONE;
+}
+
+static SYNC_JSON_ACTION
+claim_nest_end(void *state)
+{
+	((ClaimScan *) state)->depth--;
+	SYNC_JSON_DONE;
+}
+
+static SYNC_JSON_ACTION
+claim_field(void *state, char *fname, bool isnull)
+{
+	ClaimScan  *cs = state;
+
+	cs->in_claim = cs->depth == 1 && strcmp(fname, sync_user_claim) == 0;
+	if (cs->in_claim)
+		cs->found++;
+	SYNC_JSON_DONE;
+}
+
+static SYNC_JSON_ACTION
+claim_scalar(void *state, char *token, JsonTokenType type)
+{
+	ClaimScan  *cs = state;
+
+	if (cs->in_claim)
+	{
+		cs->value = token;
+		cs->type = type;
+	}
+	cs->in_claim = false;
+	SYNC_JSON_DONE;
+}
+
+/*
+ * The user id in the JWT claims, or NULL when there is none. Claims naming
+ * the user twice are refused (a JSON object with a repeated key means
+ * whatever the reader decides it means).
+ */
 static char *
 claims_user_id(void)
 {
 	const char *claims = GetConfigOption("request.jwt.claims", true, false);
-	Jsonb	   *jb;
-	JsonbValue	key;
-	JsonbValue *v;
+	JsonLexContext *lex;
+	JsonSemAction sem;
+	JsonParseErrorType err;
+	ClaimScan	cs;
+	char	   *id;
+#if PG_VERSION_NUM >= 170000
+	JsonLexContext lexbuf;
+#endif
 
 	if (claims == NULL || claims[0] == '\0')
 		return NULL;
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(claims)));
-	if (!JB_ROOT_IS_OBJECT(jb))
+#if PG_VERSION_NUM >= 170000
+	lex = makeJsonLexContextCstringLen(&lexbuf, claims, strlen(claims), GetDatabaseEncoding(), true);
+#else
+	lex = makeJsonLexContextCstringLen((char *) claims, strlen(claims), GetDatabaseEncoding(), true);
+#endif
+	memset(&cs, 0, sizeof(cs));
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = &cs;
+	sem.object_start = claim_nest_start;
+	sem.array_start = claim_nest_start;
+	sem.object_end = claim_nest_end;
+	sem.array_end = claim_nest_end;
+	sem.object_field_start = claim_field;
+	sem.scalar = claim_scalar;
+	if (claims[strspn(claims, " \t\r\n")] != '{')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("request.jwt.claims must be a JSON object")));
-	key.type = jbvString;
-	key.val.string.val = sync_user_claim;
-	key.val.string.len = strlen(sync_user_claim);
-	v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &key);
-	if (v == NULL || v->type == jbvNull)
+	err = pg_parse_json(lex, &sem);
+	if (err != JSON_SUCCESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("request.jwt.claims is not valid JSON: %s", json_errdetail(err, lex))));
+	if (cs.found > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("claim \"%s\" appears more than once in request.jwt.claims", sync_user_claim)));
+	if (cs.found == 0 || (!cs.compound && (cs.value == NULL || cs.type == JSON_TOKEN_NULL)))
 		return NULL;
-	if (v->type == jbvString)
-		return v->val.string.len > 0 ? pnstrdup(v->val.string.val, v->val.string.len) : NULL;
-	if (v->type == jbvNumeric)
-		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-			 errmsg("claim \"%s\" in request.jwt.claims must be a string", sync_user_claim)));
-	return NULL;
+	if (cs.compound || (cs.type != JSON_TOKEN_STRING && cs.type != JSON_TOKEN_NUMBER))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("claim \"%s\" in request.jwt.claims must be a string", sync_user_claim)));
+	id = cs.value;
+	if (id[0] == '\0')
+		return NULL;
+	if (strlen(id) > SYNC_MAX_ID_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("the user id in claim \"%s\" is longer than %d bytes", sync_user_claim, SYNC_MAX_ID_LEN)));
+	return id;
 }
 
 /* Whether the current role may name the user explicitly. */
@@ -83,6 +169,10 @@ sync_current_user_id(const char *explicit_user)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("user_id must not be empty")));
+		if (strlen(explicit_user) > SYNC_MAX_ID_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("user_id is longer than %d bytes", SYNC_MAX_ID_LEN)));
 		return pstrdup(explicit_user);
 	}
 	return claims_user_id();
@@ -96,4 +186,42 @@ sync_no_user(const char *table)
 			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 			 errmsg("table \"%s\" is synced per user, but no user id was given", table),
 			 errdetail("Claim \"%s\" of request.jwt.claims is missing.", sync_user_claim)));
+}
+
+/*
+ * The caller's user id as the owner column of table t holds it: read
+ * through the column's type and written back, so that it compares equal to
+ * what the change records and the rows hold (a uuid in upper case is the
+ * same uuid). A user id the column cannot hold is one error naming the
+ * table (SQLSTATE 28000: the identity does not fit the table).
+ */
+char *
+sync_owner_text(SyncTable *t, const char *user)
+{
+	SyncColumn *oc = &t->cols[t->owner];
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		value = (Datum) 0;
+
+	PG_TRY();
+	{
+		value = InputFunctionCall(&oc->infn, (char *) user, oc->ioparam, oc->typmod);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(ed->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
+			ERRCODE_TO_CATEGORY(ed->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("user id \"%s\" cannot own rows of table \"%s\"", user, t->name),
+				 errdetail("Its owner column \"%s\" is of type %s: %s",
+						   oc->name, format_type_be(oc->typid), ed->message)));
+	}
+	PG_END_TRY();
+	return OutputFunctionCall(&oc->outfn, value);
 }

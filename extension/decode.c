@@ -23,14 +23,6 @@
 
 #include "pg_sync.h"
 
-#if PG_VERSION_NUM >= 160000
-#define ACTION_RESULT JsonParseErrorType
-#define ACTION_DONE return JSON_SUCCESS
-#else
-#define ACTION_RESULT void
-#define ACTION_DONE return
-#endif
-
 /* Where in the document the parser is (by nesting depth). */
 enum
 {
@@ -186,7 +178,7 @@ end_entry(DecodeState *st)
 	st->tc = NULL;
 }
 
-static ACTION_RESULT
+static SYNC_JSON_ACTION
 on_object_start(void *state)
 {
 	DecodeState *st = state;
@@ -234,10 +226,10 @@ on_object_start(void *state)
 			break;
 	}
 	st->depth++;
-	ACTION_DONE;
+	SYNC_JSON_DONE;
 }
 
-static ACTION_RESULT
+static SYNC_JSON_ACTION
 on_object_end(void *state)
 {
 	DecodeState *st = state;
@@ -258,10 +250,10 @@ on_object_end(void *state)
 		default:
 			break;
 	}
-	ACTION_DONE;
+	SYNC_JSON_DONE;
 }
 
-static ACTION_RESULT
+static SYNC_JSON_ACTION
 on_array_start(void *state)
 {
 	DecodeState *st = state;
@@ -289,10 +281,10 @@ on_array_start(void *state)
 			break;
 	}
 	st->depth++;
-	ACTION_DONE;
+	SYNC_JSON_DONE;
 }
 
-static ACTION_RESULT
+static SYNC_JSON_ACTION
 on_array_end(void *state)
 {
 	DecodeState *st = state;
@@ -301,10 +293,10 @@ on_array_end(void *state)
 	if (st->depth == AT_RECORD)
 		add_field(st, SV_COMPOUND,
 				  pnstrdup(st->compound_start, st->lex->prev_token_terminator - st->compound_start));
-	ACTION_DONE;
+	SYNC_JSON_DONE;
 }
 
-static ACTION_RESULT
+static SYNC_JSON_ACTION
 on_field_start(void *state, char *fname, bool isnull)
 {
 	DecodeState *st = state;
@@ -346,20 +338,20 @@ on_field_start(void *state, char *fname, bool isnull)
 		default:
 			break;
 	}
-	ACTION_DONE;
+	SYNC_JSON_DONE;
 }
 
-static ACTION_RESULT
+static SYNC_JSON_ACTION
 on_element_start(void *state, bool isnull)
 {
 	DecodeState *st = state;
 
 	if (st->depth == AT_LIST)
 		st->index++;
-	ACTION_DONE;
+	SYNC_JSON_DONE;
 }
 
-static ACTION_RESULT
+static SYNC_JSON_ACTION
 on_scalar(void *state, char *token, JsonTokenType type)
 {
 	DecodeState *st = state;
@@ -409,7 +401,7 @@ on_scalar(void *state, char *token, JsonTokenType type)
 		default:
 			break;				/* inside an object/array value */
 	}
-	ACTION_DONE;
+	SYNC_JSON_DONE;
 }
 
 /*

@@ -41,7 +41,16 @@
 /* most record locks one push takes per table before locking the whole table */
 #define SYNC_PUSH_KEY_LOCKS	64
 
-/* longest record id accepted, in bytes */
+/* callbacks of PostgreSQL's JSON parser return a result from 16 on */
+#if PG_VERSION_NUM >= 160000
+#define SYNC_JSON_ACTION JsonParseErrorType
+#define SYNC_JSON_DONE return JSON_SUCCESS
+#else
+#define SYNC_JSON_ACTION void
+#define SYNC_JSON_DONE return
+#endif
+
+/* longest record id (and user id) accepted, in bytes */
 #define SYNC_MAX_ID_LEN	255
 
 /* How a column's values travel as JSON. */
@@ -67,6 +76,9 @@ typedef struct SyncColumn
 	int32		typmod;
 	SyncKind	kind;
 	Oid			arraytypid;		/* array of typid, for set-based writes */
+	bool		write_as_text;	/* written through text[] and a cast: no array
+								 * type, or one that unnest() would expand
+								 * (composites) */
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
@@ -232,6 +244,7 @@ extern void sync_token_record(SyncToken *tok);
 /* auth.c */
 extern char *sync_current_user_id(const char *explicit_user);
 extern void sync_no_user(const char *table) pg_attribute_noreturn();
+extern char *sync_owner_text(SyncTable *t, const char *user);
 
 /* encode.c */
 extern void sync_encode_value(StringInfo buf, SyncColumn *col, Datum value, bool isnull);

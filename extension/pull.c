@@ -369,6 +369,21 @@ sync_pull(PG_FUNCTION_ARGS)
 	if (user == NULL && explicit_user)
 		user = sync_current_user_id(explicit_user);
 
+	/* each table's scope: the caller's id as its owner column holds it */
+	ntables = list_length(tables);
+	pts = palloc0(sizeof(PullTable) * (ntables + 1));
+	i = 0;
+	foreach(lc, tables)
+	{
+		PullTable  *pt = &pts[i++];
+
+		pt->ref = lfirst(lc);
+		pt->owner = pt->ref->desc->owner >= 0 ? sync_owner_text(pt->ref->desc, user) : "";
+		pt->full = prev.id == 0 || pt->ref->new_since_token ||
+			sync_name_listed(resend, pt->ref->desc->name);
+		initStringInfo(&pt->deleted);
+	}
+
 	/* the change records, as the owner */
 	sync_owner_enter(&owner_ctx);
 	exact = sync_token_current(&cur);
@@ -393,18 +408,10 @@ sync_pull(PG_FUNCTION_ARGS)
 	exact_newest = can_record && have_newest &&
 		(prev.id == 0 || newest.id == prev.id || sync_snap_contains(&newest.parsed, &prev.parsed));
 
-	ntables = list_length(tables);
-	pts = palloc0(sizeof(PullTable) * (ntables + 1));
-	i = 0;
-	foreach(lc, tables)
+	for (i = 0; i < ntables; i++)
 	{
-		PullTable  *pt = &pts[i++];
+		PullTable  *pt = &pts[i];
 
-		pt->ref = lfirst(lc);
-		pt->owner = pt->ref->desc->owner >= 0 ? user : "";
-		pt->full = prev.id == 0 || pt->ref->new_since_token ||
-			sync_name_listed(resend, pt->ref->desc->name);
-		initStringInfo(&pt->deleted);
 		if (pt->full)
 		{
 			any_full = true;

@@ -231,6 +231,8 @@ build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
 		c->basetypid = getBaseType(a->atttypid);
 		c->kind = kind_of(c->basetypid);
 		c->arraytypid = get_array_type(a->atttypid);
+		c->write_as_text = !OidIsValid(c->arraytypid) ||
+			get_typtype(c->basetypid) == TYPTYPE_COMPOSITE;
 		get_typlenbyvalalign(a->atttypid, &c->typlen, &c->typbyval, &c->typalign);
 		getTypeOutputInfo(a->atttypid, &outfn, &isvarlena);
 		fmgr_info_cxt(outfn, &c->outfn, cxt);
