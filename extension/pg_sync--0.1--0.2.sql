@@ -99,3 +99,77 @@ END
 $$;
 COMMENT ON FUNCTION sync_prune(interval) IS
     'drops checkpoints older than the retention period and the tombstones no token can need';
+
+-- Consistency check of pg_sync's state against the synced tables: one row
+-- per check and table, with the number of problems found (0 everywhere:
+-- consistent). Reads every synced table whole: run it after a crash, a
+-- restore or an upgrade, not on every request. Names nothing but tables.
+CREATE FUNCTION sync_verify()
+    RETURNS TABLE (check_name text, table_name text, problems bigint)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t        record;
+    keyexpr  text;
+    ownexpr  text;
+    horizon  xid8 := pg_snapshot_xmax(pg_current_snapshot());
+BEGIN
+    -- the database's own token lineage
+    check_name := 'checkpoints within the lineage'; table_name := NULL;
+    SELECT count(*) INTO problems FROM _pg_sync.checkpoints c, _pg_sync.state s
+     WHERE c.id < s.lineage_start
+        OR c.id > (SELECT q.last_value FROM _pg_sync.checkpoint_id q);
+    RETURN NEXT;
+    check_name := 'a checkpoint exists';
+    problems := CASE WHEN EXISTS (SELECT FROM _pg_sync.checkpoints) THEN 0 ELSE 1 END;
+    RETURN NEXT;
+    check_name := 'checkpoints in the past';
+    SELECT count(*) INTO problems FROM _pg_sync.checkpoints c
+     WHERE pg_snapshot_xmax(c.snap) > horizon;
+    RETURN NEXT;
+
+    FOR t IN SELECT r.table_id, r.relid, r.name, r.key_column, r.owner_column
+               FROM _pg_sync.tables r ORDER BY r.table_id LOOP
+        table_name := t.name;
+        check_name := 'table exists';
+        problems := CASE WHEN EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid) THEN 0 ELSE 1 END;
+        RETURN NEXT;
+        CONTINUE WHEN problems > 0;
+        check_name := 'capture triggers installed and enabled';
+        SELECT 4 - count(*) INTO problems FROM pg_trigger g
+         WHERE g.tgrelid = t.relid AND g.tgenabled IN ('O', 'A')
+           AND g.tgname IN ('pg_sync_capture_insert', 'pg_sync_capture_update',
+                            'pg_sync_capture_delete', 'pg_sync_capture_truncate');
+        RETURN NEXT;
+        check_name := 'change records in the past';
+        SELECT count(*) INTO problems FROM _pg_sync.row_meta m
+         WHERE m.table_id = t.table_id AND m.xid >= horizon;
+        RETURN NEXT;
+
+        keyexpr := format('x.%I::text', t.key_column);
+        ownexpr := CASE WHEN t.owner_column IS NULL THEN '''''::text'
+                        ELSE format('coalesce(x.%I::text, '''')', t.owner_column) END;
+        check_name := 'live records have their row';
+        EXECUTE format('SELECT count(*) FROM _pg_sync.row_meta m WHERE m.table_id = $1 AND NOT m.deleted'
+                       '   AND NOT EXISTS (SELECT FROM ONLY %s x WHERE %s = m.id AND %s = m.owner)',
+                       t.relid, keyexpr, ownexpr)
+           INTO problems USING t.table_id;
+        RETURN NEXT;
+        check_name := 'tombstones have no row';
+        EXECUTE format('SELECT count(*) FROM _pg_sync.row_meta m WHERE m.table_id = $1 AND m.deleted'
+                       '   AND EXISTS (SELECT FROM ONLY %s x WHERE %s = m.id AND %s = m.owner)',
+                       t.relid, keyexpr, ownexpr)
+           INTO problems USING t.table_id;
+        RETURN NEXT;
+        check_name := 'one live record per row';
+        SELECT count(*) INTO problems FROM (
+            SELECT m.id FROM _pg_sync.row_meta m WHERE m.table_id = t.table_id AND NOT m.deleted
+             GROUP BY m.id HAVING count(*) > 1) d;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION sync_verify() IS
+    'checks pg_sync''s state against the synced tables; problems = 0 everywhere when consistent';
+REVOKE ALL ON FUNCTION sync_verify() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sync_verify() TO pg_monitor;

@@ -107,3 +107,20 @@ SELECT sync_pull()::jsonb #> '{changes,words,updated}' AS pulled;
 SELECT sync_push('{"words": {"created": [{"id": "e3", "w": "\u4e2d"}]}}', NULL);
 \c :regress_db
 DROP DATABASE regress_pg_sync_latin1;
+
+-- sync_verify(): pg_sync's state against the tables, 0 problems when
+-- consistent; writes that bypass the triggers show up
+CREATE TABLE audited (id text PRIMARY KEY, owner_id text, v text);
+SELECT sync_register_table('audited', owner_column => 'owner_id');
+INSERT INTO audited VALUES ('a1', 'u1', 'one'), ('a2', 'u1', 'two'), ('a3', 'u2', 'three');
+DELETE FROM audited WHERE id = 'a2';
+UPDATE audited SET owner_id = 'u2' WHERE id = 'a1';
+SELECT check_name, problems FROM sync_verify() WHERE table_name = 'audited' OR table_name IS NULL;
+SET session_replication_role = replica;   -- triggers off: writes pg_sync never sees
+INSERT INTO audited VALUES ('a2', 'u1', 'back, unseen');
+DELETE FROM audited WHERE id = 'a3';
+SET session_replication_role = origin;
+ALTER TABLE audited DISABLE TRIGGER pg_sync_capture_update;
+SELECT check_name, problems FROM sync_verify() WHERE table_name = 'audited' AND problems > 0;
+SELECT sync_unregister_table('audited');
+DROP TABLE audited;
