@@ -73,5 +73,12 @@ if [ "$e2e_status" -ne 0 ]; then
   status=1; [ "${e2e_fail:-0}" -eq 0 ] && failed=$((failed + 1))
 fi
 
+# a backend that died of a signal restarted the whole server: a failure,
+# whatever the suites that ran on this cluster said
+if grep -q "terminated by signal" "$dir/server.log"; then
+  echo "== the server log shows a crash:"; grep -B2 -A2 "terminated by signal" "$dir/server.log"
+  status=1; failed=$((failed + 1))
+fi
+
 echo "$passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -9,7 +9,7 @@
 //
 // Every test file starts its own stack (cluster + function) and stops it when done.
 import { spawn, execFile, execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, existsSync } from 'node:fs'
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import net from 'node:net'
 import path from 'node:path'
@@ -530,14 +530,19 @@ class Stack {
       child.kill('SIGTERM')
       await exited
     }
+    let crashed = null
     if (this.#clusterUp) {
       await run(CLUSTER_SH, ['stop', this.dir])
       this.#clusterUp = false
+      // a backend that died of a signal takes the whole server through recovery: never acceptable
+      const log = path.join(this.dir, 'server.log')
+      if (existsSync(log)) crashed = readFileSync(log, 'utf8').split('\n').find((l) => /terminated by signal/.test(l)) ?? null
     }
     if (this.dir && existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true })
     process.removeListener('exit', this.#onExit)
     process.removeListener('SIGINT', this.#onSignal)
     process.removeListener('SIGTERM', this.#onSignal)
+    if (crashed) throw new Error(`the server log shows a crash: ${crashed}`)
   }
 
   // Last resort when the test process exits without after() having run.
