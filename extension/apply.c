@@ -24,10 +24,12 @@
 #include "utils/numeric.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
+#include "utils/xid8.h"
 
 #define EPOCH_SHIFT_MS	INT64CONST(946684800000)
 
 static SPIPlanPtr conflict_plan = NULL;
+static SPIPlanPtr resend_plan = NULL;
 
 /*
  * Whether an error of a set-based write comes from the data of a record (a
@@ -722,6 +724,86 @@ lock_rows(SyncTable *t, char **ids, int n, HTAB *existing, HTAB *foreign, const 
 }
 
 /*
+ * A push to a pull-only table: every record is rejected (listed in
+ * experimentalRejectedIds; WatermelonDB keeps it on the device, unsynced),
+ * nothing is written, and the rest of the push applies. So that the device
+ * can drop its local edit and get the server's state back, each rejected
+ * id is marked as changed in the caller's scope: the next pull sends the
+ * server's row, or the id in "deleted" when the caller has no such row.
+ */
+static void
+reject_pull_only(SyncTable *t, SyncTableChanges *tc, const char *user, List **rejected)
+{
+	int			nall = tc->nrecords + tc->ndeleted;
+	char	  **ids = palloc(sizeof(char *) * (nall + 1));
+	Datum	   *idd = palloc(sizeof(Datum) * (nall + 1));
+	Datum	   *gone = palloc(sizeof(Datum) * (nall + 1));
+	HTAB	   *seen = sync_idset_create();
+	HTAB	   *mine = sync_idset_create();
+	const char *scope = t->owner >= 0 ? user : "";
+	Datum		args[5];
+	Oid			types[5] = {INT4OID, TEXTARRAYOID, TEXTOID, XID8OID, BOOLARRAYOID};
+	SyncOwnerCtx owner_ctx;
+	int			n = 0,
+				i,
+				rc;
+	uint64		j;
+
+	for (i = 0; i < nall; i++)
+	{
+		const char *raw = i < tc->nrecords ? tc->records[i].id : tc->deleted[i - tc->nrecords];
+		char	   *id = OutputFunctionCall(&t->cols[t->key].outfn, sync_id_to_datum(t, raw));
+
+		if (sync_idset_has(seen, id))
+			continue;
+		sync_idset_add(seen, id);
+		ids[n++] = id;
+	}
+
+	/* which of them the caller can see as its own (RLS and GRANTs apply) */
+	if (t->exists_plan == NULL)
+		t->exists_plan = sync_prepare(
+			psprintf("SELECT %s::pg_catalog.text, %s FROM ONLY %s WHERE %s OPERATOR(pg_catalog.=) ANY($1)",
+					 quote_identifier(t->cols[t->key].name),
+					 t->owner >= 0 ? psprintf("%s::pg_catalog.text", quote_identifier(t->cols[t->owner].name)) : "''",
+					 t->qualname, quote_identifier(t->cols[t->key].name)),
+			1, &t->cols[t->key].arraytypid);
+	args[0] = sync_ids_array(t, ids, n);
+	rc = SPI_execute_plan(t->exists_plan, args, NULL, true, 0);
+	sync_check_spi(rc, SPI_OK_SELECT, "reading rows");
+	for (j = 0; j < SPI_processed; j++)
+	{
+		char	   *own = SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 2);
+
+		if (own != NULL && strcmp(own, scope) == 0)
+			sync_idset_add(mine, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1));
+	}
+	for (i = 0; i < n; i++)
+	{
+		idd[i] = CStringGetTextDatum(ids[i]);
+		gone[i] = BoolGetDatum(!sync_idset_has(mine, ids[i]));
+		*rejected = lappend(*rejected, ids[i]);
+	}
+
+	sync_owner_enter(&owner_ctx);
+	if (resend_plan == NULL)
+		resend_plan = sync_prepare(
+			"INSERT INTO _pg_sync.row_meta AS m (table_id, id, owner, xid, deleted)"
+			" SELECT $1, r.id, $3, $4, r.gone"
+			"   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($5)) AS r(id, gone)"
+			" ON CONFLICT (table_id, id, owner) DO UPDATE"
+			"   SET xid = excluded.xid, deleted = excluded.deleted", 5, types);
+	args[0] = Int32GetDatum(t->table_id);
+	args[1] = PointerGetDatum(construct_array(idd, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = CStringGetTextDatum(scope);
+	args[3] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	args[4] = PointerGetDatum(construct_array(gone, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+	rc = SPI_execute_plan(resend_plan, args, NULL, false, 0);
+	sync_owner_leave(&owner_ctx);
+	sync_check_spi(rc, SPI_OK_INSERT, "marking rejected records for the next pull");
+}
+
+/*
  * Applies one table's entry of a push. Runs inside SPI as the caller, so
  * GRANTs and row-level security apply; the change records are read as the
  * extension owner. On a per-user table (user != NULL) created records get
@@ -759,10 +841,10 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 	if (t->owner >= 0)
 		user = sync_owner_text(t, user);	/* as the owner column holds it */
 	if (t->pull_only)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("table \"%s\" is pull-only", t->name),
-				 errdetail("Nothing of this push was applied.")));
+	{
+		reject_pull_only(t, tc, user, rejected);
+		return;
+	}
 
 	/* canonical ids, each at most once per push */
 	seen = sync_idset_create();

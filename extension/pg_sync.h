@@ -127,6 +127,7 @@ typedef struct SyncTable
 	SPIPlanPtr	byid_plan;		/* rows whose key is in an array */
 	SPIPlanPtr	lock_plan;		/* lock rows whose key is in an array */
 	SPIPlanPtr	delete_plan;	/* delete rows whose key is in an array */
+	SPIPlanPtr	exists_plan;	/* keys and owners of rows whose key is in an array */
 	SyncWritePlan *write_plans;	/* most recently used first */
 	int			nwrite_plans;
 	SPIPlanPtr	capture_plans[3];	/* recording an INSERT, UPDATE, DELETE */

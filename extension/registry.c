@@ -57,6 +57,8 @@ free_desc(SyncTable *t)
 		SPI_freeplan(t->lock_plan);
 	if (t->delete_plan)
 		SPI_freeplan(t->delete_plan);
+	if (t->exists_plan)
+		SPI_freeplan(t->exists_plan);
 	for (i = 0; i < 3; i++)
 		if (t->capture_plans[i])
 			SPI_freeplan(t->capture_plans[i]);

@@ -84,12 +84,20 @@ SELECT push('{"counters": {"updated": [{"id": "a", "val": "client"}, {"id": "b",
 SELECT * FROM prefs ORDER BY id;
 SELECT * FROM counters ORDER BY id;
 
--- a pull-only table refuses pushes
+-- a pull-only table rejects every pushed record (the rest of the push
+-- applies); the next pull sends the server's row again, or the id in
+-- "deleted" for a record the server does not have, so that the device can
+-- drop its local edit and get the server's state back
 CREATE TABLE catalog (id int PRIMARY KEY, label text);
 SELECT sync_register_table('catalog', options => '{"pull_only": true}');
-INSERT INTO catalog VALUES (1, 'read me');
+INSERT INTO catalog VALUES (1, 'read me'), (2, 'and me');
 SELECT pull() -> 'catalog' AS catalog;
-SELECT push('{"catalog": {"updated": [{"id": "1", "label": "changed"}]}}');
+SELECT push('{"catalog": {"created": [{"id": "3", "label": "made up"}], "updated": [{"id": "1", "label": "changed"}], "deleted": ["2"]},
+              "posts": {"updated": [{"id": "s1", "title": "applied alongside"}]}}');
+SELECT * FROM catalog ORDER BY id;
+SELECT title FROM posts WHERE id = 's1';
+SELECT pull() -> 'catalog' AS catalog_resent;
+SELECT pull() -> 'catalog' AS then_nothing;
 SELECT push('{"catalog": {"created": [], "updated": [], "deleted": []}}');
 
 -- a push before any pull may create but not delete

@@ -99,11 +99,11 @@ SELECT set_config('request.jwt.claims', '{"sub": "bob"}', true);
 SELECT pull('bob') -> 'notes' AS bob_notes;
 COMMIT;
 
--- pull-only tables and GRANTs: pushes are refused, nothing changes
+-- pull-only tables and GRANTs: pushed records are rejected or refused, nothing changes
 BEGIN;
 SET LOCAL ROLE regress_authenticated;
 SELECT set_config('request.jwt.claims', '{"sub": "alice"}', true);
-SELECT err($q$ SELECT push('{"announcements": {"updated": [{"id": "n1", "body": "defaced"}]}}', 'alice') $q$);
+SELECT push('{"announcements": {"updated": [{"id": "n1", "body": "defaced"}]}}', 'alice');
 COMMIT;
 REVOKE UPDATE ON cards FROM regress_authenticated;
 BEGIN;
