@@ -9,6 +9,72 @@ UPDATE _pg_sync.state s
    SET pruned_max = coalesce((SELECT max(c.id) FROM _pg_sync.checkpoints c), s.lineage_start - 1);
 ALTER TABLE _pg_sync.state ALTER COLUMN pruned_max SET NOT NULL;
 
+-- Registrations follow their key and owner columns by number (a rename keeps
+-- them). 0.1 took the key to be the current primary key and the owner
+-- column by name: the columns found that way now.
+ALTER TABLE _pg_sync.tables ADD COLUMN key_attnum smallint, ADD COLUMN owner_attnum smallint;
+UPDATE _pg_sync.tables t
+   SET key_attnum = coalesce((SELECT c.conkey[1] FROM pg_catalog.pg_constraint c
+                               WHERE c.conrelid = t.relid AND c.contype = 'p'
+                                 AND pg_catalog.array_length(c.conkey, 1) = 1), -1),
+       owner_attnum = CASE WHEN t.owner_column IS NOT NULL THEN
+                          coalesce((SELECT a.attnum FROM pg_catalog.pg_attribute a
+                                     WHERE a.attrelid = t.relid AND a.attname = t.owner_column
+                                       AND a.attnum > 0 AND NOT a.attisdropped), -1) END;
+UPDATE _pg_sync.tables t
+   SET key_column = a.attname
+  FROM pg_catalog.pg_attribute a
+ WHERE a.attrelid = t.relid AND a.attnum = t.key_attnum AND a.attname <> t.key_column;
+ALTER TABLE _pg_sync.tables ALTER COLUMN key_attnum SET NOT NULL;
+
+-- A registration counts from the transaction that writes it, also when
+-- pg_restore writes it again: clients holding older tokens get the table
+-- whole. Its key and owner columns are found by name when it is written
+-- (pg_restore renumbers columns), and followed by number from then on.
+CREATE OR REPLACE FUNCTION _pg_sync.stamp_registration() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.registered_xid := pg_current_xact_id();
+    -- (-1 when a name is not found: the table then fails every call naming
+    -- the missing column, and never turns shared or keyless)
+    NEW.key_attnum := coalesce((SELECT a.attnum FROM pg_attribute a
+                                 WHERE a.attrelid = NEW.relid AND a.attname = NEW.key_column
+                                   AND a.attnum > 0 AND NOT a.attisdropped), -1);
+    NEW.owner_attnum := CASE WHEN NEW.owner_column IS NOT NULL THEN
+                            coalesce((SELECT a.attnum FROM pg_attribute a
+                                       WHERE a.attrelid = NEW.relid AND a.attname = NEW.owner_column
+                                         AND a.attnum > 0 AND NOT a.attisdropped), -1) END;
+    RETURN NEW;
+END
+$$;
+
+-- A renamed key or owner column keeps its registration: the names kept
+-- there follow (a dump then restores the registration by the new names).
+CREATE FUNCTION _pg_sync.follow_renames() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE _pg_sync.tables t
+       SET key_column = coalesce(n.key_name, t.key_column),
+           owner_column = coalesce(n.owner_name, t.owner_column)
+      FROM (SELECT r.relid,
+                   (SELECT a.attname FROM pg_attribute a
+                     WHERE a.attrelid = r.relid AND a.attnum = r.key_attnum AND NOT a.attisdropped) AS key_name,
+                   (SELECT a.attname FROM pg_attribute a
+                     WHERE a.attrelid = r.relid AND a.attnum = r.owner_attnum AND NOT a.attisdropped) AS owner_name
+              FROM _pg_sync.tables r
+             WHERE r.relid IN (SELECT c.objid FROM pg_event_trigger_ddl_commands() c
+                                WHERE c.classid = 'pg_class'::regclass)) n
+     WHERE t.relid = n.relid
+       AND (t.key_column IS DISTINCT FROM coalesce(n.key_name, t.key_column)
+            OR t.owner_column IS DISTINCT FROM coalesce(n.owner_name, t.owner_column));
+END
+$$;
+CREATE EVENT TRIGGER pg_sync_follow_renames ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION _pg_sync.follow_renames();
+
 -- what sync_prune removes
 CREATE INDEX row_meta_tombstones ON _pg_sync.row_meta (xid) WHERE deleted;
 

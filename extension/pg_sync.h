@@ -133,6 +133,20 @@ typedef struct SyncTable
 	SPIPlanPtr	capture_plans[3];	/* recording an INSERT, UPDATE, DELETE */
 } SyncTable;
 
+/* A registration row of _pg_sync.tables. */
+typedef struct SyncRegistration
+{
+	Oid			relid;
+	int32		table_id;
+	char	   *name;
+	char	   *key_column;		/* names as last known (for messages) */
+	AttrNumber	key_attnum;		/* the columns themselves (0: not known) */
+	char	   *owner_column;	/* NULL: not per user */
+	AttrNumber	owner_attnum;
+	char	   *policy;
+	bool		pull_only;
+} SyncRegistration;
+
 /* One registered table as seen by the current call. */
 typedef struct SyncTableRef
 {

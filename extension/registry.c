@@ -170,8 +170,7 @@ parse_policy(const char *policy)
 
 /* Builds a descriptor from the catalog and the registration row. */
 static SyncTable *
-build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
-		   const char *ownercol, const char *policy, bool pull_only)
+build_desc(SyncRegistration *reg)
 {
 	MemoryContext cxt,
 				old;
@@ -186,17 +185,21 @@ build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
 	cxt = AllocSetContextCreate(registry_cxt, "pg_sync table", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	t = palloc0(sizeof(SyncTable));
-	t->relid = relid;
-	t->table_id = table_id;
-	t->name = pstrdup(name);
-	t->policy = parse_policy(policy);
-	t->pull_only = pull_only;
+	t->relid = reg->relid;
+	t->table_id = reg->table_id;
+	t->name = pstrdup(reg->name);
+	t->policy = parse_policy(reg->policy);
+	t->pull_only = reg->pull_only;
 	t->key = -1;
 	t->owner = -1;
 
-	rel = relation_open(relid, AccessShareLock);
+	rel = relation_open(reg->relid, AccessShareLock);
 	td = RelationGetDescr(rel);
-	/* the key is the table's primary key, whatever it is called now */
+	/*
+	 * The key is the registered column, whatever it is called now and even
+	 * if the primary key moved: clients hold rows by its values. (A
+	 * registration of 0.1, not updated yet, knows only the primary key.)
+	 */
 	pkattnum = InvalidAttrNumber;
 	pkindex = RelationGetPrimaryKeyIndex(rel);
 	if (OidIsValid(pkindex))
@@ -247,9 +250,11 @@ build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
 		escape_json(&buf, c->name);
 		appendStringInfoChar(&buf, ':');
 		c->json_key = buf.data;
-		if (a->attnum == pkattnum)
+		if (reg->key_attnum != 0 ? a->attnum == reg->key_attnum : a->attnum == pkattnum)
 			t->key = t->ncols;
-		if (ownercol && strcmp(c->name, ownercol) == 0)
+		if (reg->owner_column != NULL &&
+			(reg->owner_attnum != 0 ? a->attnum == reg->owner_attnum
+			 : strcmp(c->name, reg->owner_column) == 0))
 			t->owner = t->ncols;
 		t->ncols++;
 	}
@@ -258,12 +263,15 @@ build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
 	if (t->key < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-				 errmsg("registered table \"%s\" no longer has a single-column primary key", name),
-				 errhint("Restore the primary key, or unregister the table.")));
-	if (ownercol && t->owner < 0)
+				 errmsg("key column \"%s\" of registered table \"%s\" no longer exists",
+						reg->key_column, reg->name),
+				 errdetail("Clients hold its rows by the values of that column."),
+				 errhint("Unregister the table and register it again (clients then resync it).")));
+	if (reg->owner_column != NULL && t->owner < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-				 errmsg("owner column \"%s\" of registered table \"%s\" no longer exists", ownercol, name),
+				 errmsg("owner column \"%s\" of registered table \"%s\" no longer exists",
+						reg->owner_column, reg->name),
 				 errhint("Unregister the table and register it again with its new owner column.")));
 	/* the key travels as "id"; another column of that name cannot */
 	for (i = 0; i < t->ncols; i++)
@@ -280,25 +288,27 @@ build_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
  * catalog or the registration changed.
  */
 static SyncTable *
-get_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
-		 const char *ownercol, const char *policy, bool pull_only)
+get_desc(SyncRegistration *reg)
 {
 	RegistryEntry *e;
 	bool		found;
 	SyncTable  *t;
 
-	e = hash_search(registry, &relid, HASH_ENTER, &found);
+	e = hash_search(registry, &reg->relid, HASH_ENTER, &found);
 	if (!found)
 		e->desc = NULL;
 	t = e->desc;
-	if (t && t->valid && t->table_id == table_id && strcmp(t->name, name) == 0 &&
-		t->pull_only == pull_only &&
-		t->policy == parse_policy(policy) &&
-		(ownercol ? (t->owner >= 0 && strcmp(t->cols[t->owner].name, ownercol) == 0) : t->owner < 0))
+	if (t && t->valid && t->table_id == reg->table_id && strcmp(t->name, reg->name) == 0 &&
+		t->pull_only == reg->pull_only &&
+		t->policy == parse_policy(reg->policy) &&
+		(reg->key_attnum == 0 || t->cols[t->key].attnum == reg->key_attnum) &&
+		(reg->owner_column == NULL ? t->owner < 0 :
+		 t->owner >= 0 && (reg->owner_attnum != 0 ? t->cols[t->owner].attnum == reg->owner_attnum
+						   : strcmp(t->cols[t->owner].name, reg->owner_column) == 0)))
 		return t;
 	/* build first: if it fails, the entry keeps its old descriptor */
-	t = build_desc(relid, table_id, name, keycol, ownercol, policy, pull_only);
-	e = hash_search(registry, &relid, HASH_FIND, NULL);
+	t = build_desc(reg);
+	e = hash_search(registry, &reg->relid, HASH_FIND, NULL);
 	if (e->desc)
 	{
 		MemoryContext old = MemoryContextSwitchTo(registry_cxt);
@@ -310,11 +320,33 @@ get_desc(Oid relid, int32 table_id, const char *name, const char *keycol,
 	return t;
 }
 
-/* Reads column n of the current SPI row as a C string, or NULL. */
-static char *
-spi_text(HeapTuple tup, TupleDesc td, int n)
+/* The columns every registry query starts with. */
+#define REGISTRATION_COLUMNS \
+	"t.relid::pg_catalog.oid, t.table_id, t.name, t.key_column::pg_catalog.text," \
+	" coalesce((pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'key_attnum')::pg_catalog.int2, 0)," \
+	" t.owner_column::pg_catalog.text," \
+	" coalesce((pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'owner_attnum')::pg_catalog.int2, 0)," \
+	" t.conflict_policy," \
+	" coalesce((t.options OPERATOR(pg_catalog.->>) 'pull_only')::pg_catalog.bool, false)"
+/* (the column numbers through to_jsonb: an 0.1 schema, before ALTER EXTENSION
+ * UPDATE, has none, and 0 then means the primary key and the owner by name) */
+#define REGISTRATION_NCOLUMNS 9
+
+/* Reads a registration from the first columns of a registry query's row. */
+static void
+read_registration(HeapTuple tup, TupleDesc td, SyncRegistration *reg)
 {
-	return SPI_getvalue(tup, td, n);
+	bool		isnull;
+
+	reg->relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
+	reg->table_id = DatumGetInt32(SPI_getbinval(tup, td, 2, &isnull));
+	reg->name = SPI_getvalue(tup, td, 3);
+	reg->key_column = SPI_getvalue(tup, td, 4);
+	reg->key_attnum = DatumGetInt16(SPI_getbinval(tup, td, 5, &isnull));
+	reg->owner_column = SPI_getvalue(tup, td, 6);
+	reg->owner_attnum = DatumGetInt16(SPI_getbinval(tup, td, 7, &isnull));
+	reg->policy = SPI_getvalue(tup, td, 8);
+	reg->pull_only = DatumGetBool(SPI_getbinval(tup, td, 9, &isnull));
 }
 
 /*
@@ -345,9 +377,7 @@ sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names)
 		Oid			types[1] = {PG_SNAPSHOTOID};
 
 		load_plan = sync_prepare(
-			"SELECT t.relid::pg_catalog.oid, t.table_id, t.name, t.key_column::pg_catalog.text,"
-			"       t.owner_column::pg_catalog.text, t.conflict_policy,"
-			"       coalesce((t.options OPERATOR(pg_catalog.->>) 'pull_only')::pg_catalog.bool, false),"
+			"SELECT " REGISTRATION_COLUMNS ","
 			"       CASE WHEN $1 IS NULL THEN true"
 			"            ELSE NOT pg_catalog.pg_visible_in_snapshot(t.registered_xid, $1) END,"
 			"       t.registered_xid, c.relfilenode"
@@ -368,29 +398,28 @@ sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names)
 		HeapTuple	tup = tt->vals[i];
 		TupleDesc	td = tt->tupdesc;
 		bool		isnull;
-		Oid			relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
-		int32		table_id = DatumGetInt32(SPI_getbinval(tup, td, 2, &isnull));
-		bool		pull_only = DatumGetBool(SPI_getbinval(tup, td, 7, &isnull));
-		bool		newer = DatumGetBool(SPI_getbinval(tup, td, 8, &isnull));
-		Oid			seen_filenode = DatumGetObjectId(SPI_getbinval(tup, td, 10, &isnull));
+		SyncRegistration reg;
+		bool		newer = DatumGetBool(SPI_getbinval(tup, td, REGISTRATION_NCOLUMNS + 1, &isnull));
+		Oid			seen_filenode = DatumGetObjectId(SPI_getbinval(tup, td, REGISTRATION_NCOLUMNS + 3, &isnull));
 		SyncTableRef *ref = palloc0(sizeof(SyncTableRef));
 		HeapTuple	ctup;
 
-		ref->relid = relid;
-		ref->name = spi_text(tup, td, 3);
+		read_registration(tup, td, &reg);
+		ref->relid = reg.relid;
+		ref->name = reg.name;
 		ref->new_since_token = newer;
 		ref->registered_xid =
-			U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(tup, td, 9, &isnull)));
+			U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(tup, td, REGISTRATION_NCOLUMNS + 2, &isnull)));
 		out = lappend(out, ref);
 		if (names != NIL && !sync_name_listed(names, ref->name))
 			continue;
 
-		LockRelationOid(relid, lockmode);
-		ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		LockRelationOid(reg.relid, lockmode);
+		ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(reg.relid));
 		if (!HeapTupleIsValid(ctup))
 		{
 			/* dropped since the snapshot was taken: gone for this call */
-			UnlockRelationOid(relid, lockmode);
+			UnlockRelationOid(reg.relid, lockmode);
 			ref->vanished = true;
 			continue;
 		}
@@ -404,8 +433,7 @@ sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names)
 					 errhint("Retry in a new transaction.")));
 		}
 		ReleaseSysCache(ctup);
-		ref->desc = get_desc(relid, table_id, ref->name, spi_text(tup, td, 4),
-							 spi_text(tup, td, 5), spi_text(tup, td, 6), pull_only);
+		ref->desc = get_desc(&reg);
 	}
 	return out;
 }
@@ -421,9 +449,7 @@ sync_registry_lookup(Oid relid, bool missing_ok)
 	RegistryEntry *e = hash_search(registry, &relid, HASH_FIND, NULL);
 	Datum		args[1];
 	int			rc;
-	HeapTuple	tup;
-	TupleDesc	td;
-	bool		isnull;
+	SyncRegistration reg;
 
 	if (e && e->desc && e->desc->valid)
 		return e->desc;
@@ -432,10 +458,8 @@ sync_registry_lookup(Oid relid, bool missing_ok)
 		Oid			types[1] = {OIDOID};
 
 		lookup_plan = sync_prepare(
-			"SELECT table_id, name, key_column::pg_catalog.text, owner_column::pg_catalog.text,"
-			"       conflict_policy,"
-			"       coalesce((options OPERATOR(pg_catalog.->>) 'pull_only')::pg_catalog.bool, false)"
-			"  FROM _pg_sync.tables WHERE relid OPERATOR(pg_catalog.=) $1", 1, types);
+			"SELECT " REGISTRATION_COLUMNS
+			"  FROM _pg_sync.tables t WHERE t.relid OPERATOR(pg_catalog.=) $1", 1, types);
 	}
 	args[0] = ObjectIdGetDatum(relid);
 	rc = SPI_execute_plan(lookup_plan, args, NULL, false, 1);
@@ -448,11 +472,8 @@ sync_registry_lookup(Oid relid, bool missing_ok)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("table \"%s\" is not registered with pg_sync", get_rel_name(relid))));
 	}
-	tup = SPI_tuptable->vals[0];
-	td = SPI_tuptable->tupdesc;
-	return get_desc(relid, DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull)),
-					spi_text(tup, td, 2), spi_text(tup, td, 3), spi_text(tup, td, 4),
-					spi_text(tup, td, 5), DatumGetBool(SPI_getbinval(tup, td, 6, &isnull)));
+	read_registration(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &reg);
+	return get_desc(&reg);
 }
 
 /* SQL: marks a table's cached descriptor stale in every backend. */

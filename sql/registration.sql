@@ -91,10 +91,32 @@ INSERT INTO scratch VALUES (1);
 DROP TABLE scratch;
 SELECT name FROM _pg_sync.tables ORDER BY table_id;
 SELECT pull('r1') ? 'scratch' AS scratch_still_pulled;
--- a renamed owner column must be registered again
+-- renamed key and owner columns are followed (the registration keeps
+-- their new names); the key stays the registered column even when the
+-- primary key moves (clients hold rows by its values): without a unique
+-- index on it pushes fail cleanly, writes and pulls go on
 ALTER TABLE todos RENAME COLUMN owner TO owned_by;
-SELECT err($q$ SELECT sync_pull() $q$);
+ALTER TABLE todos RENAME COLUMN id TO todo_id;
+SELECT key_column, owner_column FROM _pg_sync.tables WHERE relid = 'todos'::regclass;
+INSERT INTO todos (todo_id, owned_by, title) VALUES ('00000000-0000-0000-0000-000000000009', 'u1', 'after the renames');
+SELECT pull() -> 'todos' -> 'updated' AS captured_after_renames;
 ALTER TABLE todos RENAME COLUMN owned_by TO owner;
+ALTER TABLE todos RENAME COLUMN todo_id TO id;
+ALTER TABLE todos ADD COLUMN alt_id text NOT NULL DEFAULT 'x';
+UPDATE todos SET alt_id = 'alt-' || id::text;
+ALTER TABLE todos DROP CONSTRAINT todos_pkey, ADD PRIMARY KEY (alt_id);
+UPDATE todos SET title = 'edited with the key moved' WHERE id = '00000000-0000-0000-0000-000000000009';
+SELECT pull() -> 'todos' -> 'updated' AS still_by_the_registered_key;
+SELECT err($q$ SELECT push('{"todos": {"created": [{"id": "00000000-0000-0000-0000-000000000011", "alt_id": "a11"}]}}') $q$);
+ALTER TABLE todos DROP CONSTRAINT todos_pkey, ADD PRIMARY KEY (id);
+ALTER TABLE todos DROP COLUMN alt_id;
+SELECT push('{"todos": {"created": [{"id": "00000000-0000-0000-0000-000000000011"}]}}');
+-- a dropped key or owner column fails every call naming it
+ALTER TABLE todos RENAME COLUMN owner TO owner_old;
+ALTER TABLE todos ADD COLUMN owner text;
+ALTER TABLE todos DROP COLUMN owner_old;
+SELECT err($q$ SELECT sync_pull() $q$);
+SELECT err($q$ UPDATE todos SET title = 'blocked' $q$);
 
 SELECT sync_unregister_table('notes');
 SELECT sync_unregister_table('todos');
