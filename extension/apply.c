@@ -927,6 +927,7 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 		qsort(sorted, nc, sizeof(char *), cmp_str);
 		conflict_error(t, sorted[0]);
 	}
+	counts[3] += nc;			/* settled by the policy */
 	for (i = 0; i < nrec; i++)
 	{
 		recs[i].exists = sync_idset_has(existing, recs[i].id);
@@ -1071,10 +1072,14 @@ sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok, bool new_si
 						}
 						else if (t->policy == SP_ABORT)
 							conflict_error(t, group[g]->id);
-						else if (t->policy == SP_CLIENT_WINS)
-							group[g]->exists = true;	/* updated in the next pass */
 						else
-							group[g]->drop = true;
+						{
+							counts[3]++;
+							if (t->policy == SP_CLIENT_WINS)
+								group[g]->exists = true;	/* updated in the next pass */
+							else
+								group[g]->drop = true;
+						}
 					}
 				}
 			}

@@ -143,16 +143,18 @@ CREATE FUNCTION _pg_sync.oldest_xmin() RETURNS xid8
 CREATE FUNCTION sync_pull(last_pulled_at bigint DEFAULT NULL,
                           schema_version integer DEFAULT NULL,
                           migration jsonb DEFAULT NULL,
-                          user_id text DEFAULT NULL)
+                          user_id text DEFAULT NULL,
+                          client_id text DEFAULT NULL)
     RETURNS json
     AS 'MODULE_PATHNAME', 'sync_pull' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION sync_pull(bigint, integer, jsonb, text) IS
+COMMENT ON FUNCTION sync_pull(bigint, integer, jsonb, text, text) IS
     'changes since a token, as a WatermelonDB pull result';
 
-CREATE FUNCTION sync_push(changes json, last_pulled_at bigint, user_id text DEFAULT NULL)
+CREATE FUNCTION sync_push(changes json, last_pulled_at bigint, user_id text DEFAULT NULL,
+                          client_id text DEFAULT NULL, push_id text DEFAULT NULL)
     RETURNS json
     AS 'MODULE_PATHNAME', 'sync_push' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION sync_push(json, bigint, text) IS
+COMMENT ON FUNCTION sync_push(json, bigint, text, text, text) IS
     'applies a WatermelonDB changes document in one transaction';
 
 CREATE FUNCTION sync_checkpoint() RETURNS bigint
@@ -364,7 +366,7 @@ CREATE EVENT TRIGGER pg_sync_forget_dropped ON sql_drop
 -- statement: a change record another transaction has locked is skipped (and
 -- pruned next time), and a second concurrent run returns at once.
 CREATE FUNCTION sync_prune(retain interval DEFAULT interval '30 days')
-    RETURNS TABLE (checkpoints bigint, row_changes bigint)
+    RETURNS TABLE (checkpoints bigint, row_changes bigint, pushes bigint, clients bigint)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -384,6 +386,8 @@ BEGIN
     END IF;
     checkpoints := 0;
     row_changes := 0;
+    pushes := 0;
+    clients := 0;
     -- one run at a time: another one in progress does the work
     PERFORM FROM _pg_sync.state FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
@@ -418,11 +422,217 @@ BEGIN
          WHERE m.ctid = old.ctid
         RETURNING 1)
     SELECT count(*) INTO row_changes FROM gone;
+
+    -- the push ledger and devices not seen for longer than the retention
+    -- (a device that comes back is simply new; a push retried after that
+    -- long is applied again)
+    WITH gone AS (
+        DELETE FROM _pg_sync.push_ledger l
+         USING (SELECT r.ctid FROM _pg_sync.push_ledger r
+                 WHERE r.created_at < now() - retain FOR UPDATE SKIP LOCKED) old
+         WHERE l.ctid = old.ctid
+        RETURNING 1)
+    SELECT count(*) INTO pushes FROM gone;
+    WITH gone AS (
+        DELETE FROM _pg_sync.clients c
+         USING (SELECT r.ctid FROM _pg_sync.clients r
+                 WHERE greatest(r.first_seen, r.last_pull_at, r.last_push_at) < now() - retain
+                   FOR UPDATE SKIP LOCKED) old
+         WHERE c.ctid = old.ctid
+        RETURNING 1)
+    SELECT count(*) INTO clients FROM gone;
     RETURN NEXT;
 END
 $$;
 COMMENT ON FUNCTION sync_prune(interval) IS
-    'drops checkpoints older than the retention period and the tombstones no token can need';
+    'drops checkpoints, push ledger entries and devices older than the retention period, and the tombstones no token can need';
+
+-- Devices: per user and client_id (the device's own id), what pulls and
+-- pushes that name it recorded. user_id '' is a device of callers with no
+-- user id.
+CREATE TABLE _pg_sync.clients (
+    user_id        text NOT NULL,
+    client_id      text NOT NULL,
+    first_seen     timestamptz NOT NULL DEFAULT now(),
+    last_pull_at   timestamptz,
+    last_token     bigint,              -- the token its last pull returned
+    last_push_at   timestamptz,
+    pushes         bigint NOT NULL DEFAULT 0,
+    records_pushed bigint NOT NULL DEFAULT 0,
+    conflicts      bigint NOT NULL DEFAULT 0,   -- records a conflict policy settled
+    rejected       bigint NOT NULL DEFAULT 0,   -- records listed in experimentalRejectedIds
+    per_table      jsonb NOT NULL DEFAULT '{}', -- {"<table_id>": {"pushes", "records", "rejected", "conflicts"}}
+    active         boolean NOT NULL DEFAULT true,
+    info           jsonb,
+    PRIMARY KEY (user_id, client_id)
+);
+
+-- The push ledger: a push carrying a push_id, applied once. client_id ''
+-- when the push named no device.
+CREATE TABLE _pg_sync.push_ledger (
+    user_id      text NOT NULL,
+    client_id    text NOT NULL,
+    push_id      text NOT NULL,
+    payload_hash bytea NOT NULL,        -- sha256 of the changes document
+    result       json,                  -- what the push answered
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, client_id, push_id)
+);
+CREATE INDEX push_ledger_created ON _pg_sync.push_ledger (created_at);
+
+-- per-table counters of a device, added up
+CREATE FUNCTION _pg_sync.add_counts(a jsonb, b jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(jsonb_object_agg(k, (
+               SELECT jsonb_object_agg(f, coalesce((a -> k ->> f)::bigint, 0) + coalesce((b -> k ->> f)::bigint, 0))
+                 FROM unnest(ARRAY['pushes', 'records', 'rejected', 'conflicts']) f)), '{}')
+      FROM (SELECT jsonb_object_keys(a) UNION SELECT jsonb_object_keys(b)) AS ks(k)
+$$;
+
+CREATE FUNCTION _pg_sync.caller() RETURNS text
+    AS 'MODULE_PATHNAME', 'sync_caller' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION sync_clients()
+    RETURNS TABLE (client_id text, first_seen timestamptz, last_pull_at timestamptz,
+                   last_push_at timestamptz, last_token bigint, pushes bigint,
+                   records_pushed bigint, conflicts bigint, active boolean, info jsonb)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.client_id, c.first_seen, c.last_pull_at, c.last_push_at, c.last_token, c.pushes,
+           c.records_pushed, c.conflicts, c.active, c.info
+      FROM _pg_sync.clients c
+     WHERE c.user_id = _pg_sync.caller()
+     ORDER BY c.client_id
+$$;
+COMMENT ON FUNCTION sync_clients() IS 'the calling user''s devices';
+
+-- the calling user's device, checked: 22023 for a bad id, 42704 when unknown
+CREATE FUNCTION _pg_sync.own_device(client_id text) RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me text := _pg_sync.caller();
+BEGIN
+    IF client_id IS NULL OR octet_length(client_id) NOT BETWEEN 1 AND 255 THEN
+        RAISE EXCEPTION 'client_id must be 1 to 255 bytes long' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN me;
+END
+$$;
+
+CREATE FUNCTION sync_client_info(client_id text, info jsonb) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me text := _pg_sync.own_device(client_id);
+BEGIN
+    IF info IS NOT NULL AND (jsonb_typeof(info) <> 'object' OR octet_length(info::text) > 4096) THEN
+        RAISE EXCEPTION 'info must be a JSON object of at most 4096 bytes' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO _pg_sync.clients AS c (user_id, client_id, info) VALUES (me, client_id, info)
+        ON CONFLICT ON CONSTRAINT clients_pkey DO UPDATE SET info = excluded.info;
+END
+$$;
+COMMENT ON FUNCTION sync_client_info(text, jsonb) IS 'sets what a device says of itself (platform, app version)';
+
+CREATE FUNCTION sync_deactivate_client(client_id text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me text := _pg_sync.own_device(client_id);
+BEGIN
+    UPDATE _pg_sync.clients c SET active = false WHERE c.user_id = me AND c.client_id = $1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no device "%" of this user', client_id USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sync_deactivate_client(text) IS
+    'blocks a device of the calling user: its pulls and pushes fail with SY005';
+
+CREATE FUNCTION sync_activate_client(client_id text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me text := _pg_sync.own_device(client_id);
+BEGIN
+    UPDATE _pg_sync.clients c SET active = true WHERE c.user_id = me AND c.client_id = $1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no device "%" of this user', client_id USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sync_activate_client(text) IS 'lets a deactivated device of the calling user sync again';
+
+CREATE FUNCTION sync_status(client_id text DEFAULT NULL) RETURNS json
+    AS 'MODULE_PATHNAME', 'sync_status' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_status(text) IS
+    'the calling user''s sync status: devices, last pull and push, changes a device has not pulled yet';
+
+-- Observability, for monitoring roles (pg_monitor): counts and ids, never
+-- row contents.
+CREATE VIEW sync_stats_tables AS
+SELECT t.name AS table_name,
+       t.relid AS relation,
+       (SELECT count(*) FROM _pg_sync.row_meta m WHERE m.table_id = t.table_id AND NOT m.deleted) AS rows_tracked,
+       (SELECT count(*) FROM _pg_sync.row_meta m WHERE m.table_id = t.table_id AND m.deleted) AS tombstones,
+       (SELECT count(*) FROM _pg_sync.row_meta m
+         WHERE m.table_id = t.table_id
+           AND NOT coalesce(pg_visible_in_snapshot(m.xid, (
+                   SELECT k.snap FROM _pg_sync.checkpoints k
+                    WHERE k.created_at <= now() - interval '1 hour' ORDER BY k.id DESC LIMIT 1)), false)
+       ) AS changes_last_hour,
+       0::bigint AS open_conflicts,
+       coalesce(sum((c.per_table -> t.table_id::text ->> 'pushes')::bigint), 0)::bigint AS pushes,
+       coalesce(sum((c.per_table -> t.table_id::text ->> 'records')::bigint), 0)::bigint AS records_pushed,
+       coalesce(sum((c.per_table -> t.table_id::text ->> 'rejected')::bigint), 0)::bigint AS rejected_records,
+       coalesce(sum((c.per_table -> t.table_id::text ->> 'conflicts')::bigint), 0)::bigint AS conflicts
+  FROM _pg_sync.tables t
+  LEFT JOIN _pg_sync.clients c ON c.per_table ? t.table_id::text
+ GROUP BY t.table_id, t.name, t.relid;
+COMMENT ON VIEW sync_stats_tables IS
+    'per synced table: rows tracked, tombstones, changes in the last hour, pushes and rejected records of named devices';
+
+CREATE VIEW sync_stats_clients AS
+SELECT c.user_id, c.client_id, c.first_seen,
+       greatest(c.last_pull_at, c.last_push_at) AS last_seen,
+       (SELECT count(*) FROM _pg_sync.checkpoints k WHERE k.id > c.last_token) AS lag_checkpoints,
+       coalesce(extract(epoch FROM now() - (SELECT min(k.created_at) FROM _pg_sync.checkpoints k
+                                             WHERE k.id > c.last_token)), 0) AS lag_seconds,
+       c.pushes, c.records_pushed, c.conflicts, c.rejected, c.active
+  FROM _pg_sync.clients c;
+COMMENT ON VIEW sync_stats_clients IS
+    'per device: last seen, how far behind (checkpoints recorded after its token, and since when), pushes, conflicts';
+
+CREATE VIEW sync_stats AS
+WITH horizon AS (
+    SELECT _pg_sync.oldest_xmin() AS running,
+           (SELECT min(pg_snapshot_xmin(k.snap)) FROM _pg_sync.checkpoints k) AS checkpoints,
+           (SELECT min(p.min_xmin) FROM _pg_sync.prunes p) AS prune_runs
+)
+SELECT (SELECT max(k.id) FROM _pg_sync.checkpoints k) AS newest_token,
+       (SELECT k.created_at FROM _pg_sync.checkpoints k ORDER BY k.id DESC LIMIT 1) AS newest_token_at,
+       (SELECT min(k.id) FROM _pg_sync.checkpoints k) AS oldest_token,
+       (SELECT min(k.created_at) FROM _pg_sync.checkpoints k) AS oldest_token_at,
+       CASE least(h.running, h.checkpoints, h.prune_runs)
+           WHEN h.prune_runs THEN 'a sync_prune run some transaction has not seen commit'
+           WHEN h.checkpoints THEN 'the oldest checkpoint'
+           ELSE 'the oldest running transaction'
+       END AS retention_pinned_by,
+       least(h.running, h.checkpoints, h.prune_runs) AS retention_horizon_xid,
+       (SELECT count(*) FROM _pg_sync.checkpoints k WHERE k.created_at > now() - interval '1 minute') AS checkpoints_last_minute,
+       (SELECT count(*) FROM _pg_sync.clients) AS devices,
+       pg_total_relation_size('_pg_sync.row_meta') AS change_records_bytes,
+       pg_total_relation_size('_pg_sync.checkpoints') AS checkpoints_bytes,
+       pg_total_relation_size('_pg_sync.clients') AS devices_bytes,
+       pg_total_relation_size('_pg_sync.push_ledger') AS push_ledger_bytes
+  FROM horizon h;
+COMMENT ON VIEW sync_stats IS
+    'tokens, what holds retention back, checkpoints per minute, sizes of pg_sync''s tables';
+
+REVOKE ALL ON sync_stats_tables, sync_stats_clients, sync_stats FROM PUBLIC;
+GRANT SELECT ON sync_stats_tables, sync_stats_clients, sync_stats TO pg_monitor;
 
 -- Consistency check of pg_sync's state against the synced tables: one row
 -- per check and table, with the number of problems found (0 everywhere:

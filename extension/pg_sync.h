@@ -20,6 +20,8 @@
 #define ERRCODE_SYNC_TOKEN_EXPIRED	MAKE_SQLSTATE('S','Y','0','0','2')
 #define ERRCODE_SYNC_TOKEN_UNKNOWN	MAKE_SQLSTATE('S','Y','0','0','3')
 #define ERRCODE_SYNC_TOKEN_NOT_YET_VISIBLE	MAKE_SQLSTATE('S','Y','0','0','4')
+#define ERRCODE_SYNC_DEVICE_INACTIVE	MAKE_SQLSTATE('S','Y','0','0','5')
+#define ERRCODE_SYNC_PUSH_ID_REUSED	MAKE_SQLSTATE('S','Y','0','0','6')
 
 /* how far past the newest visible checkpoint a token may be and still be
  * taken for one not replayed or not visible yet */
@@ -250,11 +252,30 @@ extern void sync_registry_init(void);
 extern void sync_snap_parse(const char *text, SyncSnap *si);
 extern bool sync_snap_visible(const SyncSnap *si, uint64 xid);
 extern bool sync_snap_contains(const SyncSnap *b, const SyncSnap *a);
+extern bool sync_token_find(int64 token, SyncToken *out);
 extern void sync_token_resolve(int64 token, SyncToken *out);
 extern bool sync_token_current(SyncToken *out);
 extern bool sync_token_newest(SyncToken *out);
 extern bool sync_token_can_record(void);
 extern void sync_token_record(SyncToken *tok);
+
+/* devices.c: a device named by a call (client_id), as it was when the call began */
+typedef struct SyncDevice
+{
+	const char *user;			/* '' for callers without a user id */
+	const char *client_id;		/* NULL: the call names no device */
+	bool		exists;
+	bool		active;
+	int64		last_token;
+	bool		pull_stale;		/* its last pull was recorded over a minute ago */
+} SyncDevice;
+extern void sync_check_device_id(const char *what, const char *id);
+extern void sync_device_open(SyncDevice *dev, const char *user, const char *client_id, bool for_push);
+extern void sync_device_pulled(SyncDevice *dev, int64 token);
+extern void sync_device_pushed(SyncDevice *dev, int64 records, int64 conflicts, int64 rejected,
+							   const char *per_table);
+extern char *sync_ledger_claim(SyncDevice *dev, const char *push_id, text *doc);
+extern void sync_ledger_store(SyncDevice *dev, const char *push_id, const char *result);
 
 /* auth.c */
 extern char *sync_current_user_id(const char *explicit_user);

@@ -304,7 +304,7 @@ pull_rows(StringInfo out, PullTable *pt)
 	return sink.nupdated + pt->ndeleted;
 }
 
-/* SQL: sync_pull(last_pulled_at, schema_version, migration, user_id) */
+/* SQL: sync_pull(last_pulled_at, schema_version, migration, user_id, client_id) */
 Datum
 sync_pull(PG_FUNCTION_ARGS)
 {
@@ -334,6 +334,9 @@ sync_pull(PG_FUNCTION_ARGS)
 	int64		answer;
 	char	   *explicit_user = (PG_NARGS() > 3 && !PG_ARGISNULL(3)) ?
 		text_to_cstring(PG_GETARG_TEXT_PP(3)) : NULL;
+	char	   *client_id = (PG_NARGS() > 4 && !PG_ARGISNULL(4)) ?
+		text_to_cstring(PG_GETARG_TEXT_PP(4)) : NULL;
+	SyncDevice	dev;
 
 	if (!PG_ARGISNULL(1) && PG_GETARG_INT32(1) < 0)
 		ereport(ERROR,
@@ -347,6 +350,11 @@ sync_pull(PG_FUNCTION_ARGS)
 
 	if (!PG_ARGISNULL(2))
 		resend = migration_tables(PG_GETARG_JSONB_P(2));
+
+	/* the device: a deactivated one gets nothing */
+	if (client_id)
+		user = sync_current_user_id(explicit_user);
+	sync_device_open(&dev, user, client_id, false);
 
 	/* who is calling: needed before any change record is read */
 	sync_owner_enter(&owner_ctx);
@@ -449,6 +457,7 @@ sync_pull(PG_FUNCTION_ARGS)
 		answer = cur.id;
 	}
 	appendStringInfo(&out, "},\"timestamp\":" INT64_FORMAT "}", answer);
+	sync_device_pulled(&dev, answer);
 
 	SPI_finish();
 	MemoryContextSwitchTo(oldcxt);

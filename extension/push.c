@@ -30,7 +30,7 @@ find_table(List *tables, const char *name)
 	return NULL;
 }
 
-/* SQL: sync_push(changes, last_pulled_at, user_id) */
+/* SQL: sync_push(changes, last_pulled_at, user_id, client_id, push_id) */
 Datum
 sync_push(PG_FUNCTION_ARGS)
 {
@@ -43,14 +43,19 @@ sync_push(PG_FUNCTION_ARGS)
 	List	   *tables;
 	ListCell   *lc;
 	SyncOwnerCtx owner_ctx;
-	int64		counts[3] = {0, 0, 0};
+	int64		counts[5] = {0, 0, 0, 0, 0};	/* created, updated, deleted, conflicts, rejected */
 	int			i;
-	StringInfoData result;
+	StringInfoData result,
+				per_table;
 	char	   *explicit_user;
+	char	   *client_id;
+	char	   *push_id;
 	char	   *user = NULL;
 	bool		user_known = false;
 	List	   *rejected = NIL;
 	List	   *names = NIL;
+	SyncDevice	dev;
+	char	   *stored;
 	text	   *out;
 
 	if (PG_ARGISNULL(0))
@@ -66,9 +71,29 @@ sync_push(PG_FUNCTION_ARGS)
 						(size_t) VARSIZE_ANY_EXHDR(doc), sync_max_push_bytes),
 				 errhint("Raise pg_sync.max_push_bytes or push in smaller batches.")));
 	explicit_user = (PG_NARGS() > 2 && !PG_ARGISNULL(2)) ? text_to_cstring(PG_GETARG_TEXT_PP(2)) : NULL;
+	client_id = (PG_NARGS() > 3 && !PG_ARGISNULL(3)) ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : NULL;
+	push_id = (PG_NARGS() > 4 && !PG_ARGISNULL(4)) ? text_to_cstring(PG_GETARG_TEXT_PP(4)) : NULL;
 
 	callcxt = AllocSetContextCreate(CurrentMemoryContext, "sync_push", ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(callcxt);
+	SPI_connect();
+
+	/* the device: refused when deactivated; a push it made already is answered from the ledger */
+	if (client_id || push_id)
+	{
+		user = sync_current_user_id(explicit_user);
+		user_known = true;
+	}
+	sync_device_open(&dev, user, client_id, true);
+	if (push_id && (stored = sync_ledger_claim(&dev, push_id, doc)) != NULL)
+	{
+		SPI_finish();
+		MemoryContextSwitchTo(oldcxt);
+		out = cstring_to_text(stored);
+		MemoryContextDelete(callcxt);
+		PG_RETURN_TEXT_P(out);
+	}
+
 	changes = sync_decode_changes(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc));
 
 	/* the tables this push writes */
@@ -76,7 +101,6 @@ sync_push(PG_FUNCTION_ARGS)
 		if (changes->tables[i].nrecords + changes->tables[i].ndeleted > 0)
 			names = lappend(names, changes->tables[i].name);
 
-	SPI_connect();
 	sync_owner_enter(&owner_ctx);
 	sync_token_resolve(token, &tok);
 	tables = sync_registry_load(&tok, RowExclusiveLock, names);
@@ -113,13 +137,20 @@ sync_push(PG_FUNCTION_ARGS)
 						 errdetail("Table \"%s\" lists deleted records the client never pulled.",
 								   changes->tables[i].name)));
 
-	if (explicit_user)
+	if (explicit_user && !user_known)
 	{
 		user = sync_current_user_id(explicit_user);
 		user_known = true;
 	}
 
 	/* apply in registration order: concurrent pushes lock in the same order */
+	{
+		MemoryContext spicxt = MemoryContextSwitchTo(callcxt);
+
+		initStringInfo(&per_table);	/* {"<table id>": {"pushes":1, ...}, ...} */
+		MemoryContextSwitchTo(spicxt);
+	}
+	appendStringInfoChar(&per_table, '{');
 	foreach(lc, tables)
 	{
 		SyncTableRef *ref = lfirst(lc);
@@ -128,6 +159,7 @@ sync_push(PG_FUNCTION_ARGS)
 		{
 			SyncTableChanges *tc = &changes->tables[i];
 			List	   *tab_rejected = NIL;
+			int64		before[5];
 
 			if (strcmp(tc->name, ref->name) != 0 || tc->nrecords + tc->ndeleted == 0)
 				continue;
@@ -138,11 +170,18 @@ sync_push(PG_FUNCTION_ARGS)
 			}
 			if (ref->desc->owner >= 0 && user == NULL)
 				sync_no_user(ref->desc->name);
+			memcpy(before, counts, sizeof(counts));
 			sync_apply_table(ref->desc, tc, &tok, ref->new_since_token, user, counts, &tab_rejected);
+			counts[4] += list_length(tab_rejected);
 			if (tab_rejected != NIL)
 				rejected = lappend(rejected, lcons(ref->desc->name, tab_rejected));
+			appendStringInfo(&per_table, "%s\"%d\":{\"pushes\":1,\"records\":%d,\"rejected\":%d,\"conflicts\":" INT64_FORMAT "}",
+							 per_table.len > 1 ? "," : "", ref->desc->table_id,
+							 tc->nrecords + tc->ndeleted, list_length(tab_rejected),
+							 counts[3] - before[3]);
 		}
 	}
+	appendStringInfoChar(&per_table, '}');
 
 	/* {"created": n, "updated": n, "deleted": n[, "experimentalRejectedIds": {...}]} */
 	{
@@ -176,6 +215,17 @@ sync_push(PG_FUNCTION_ARGS)
 		appendStringInfoChar(&result, '}');
 	}
 	appendStringInfoChar(&result, '}');
+
+	/* in the same transaction as the data: the device's counters, the ledger */
+	{
+		int64		records = 0;
+
+		for (i = 0; i < changes->ntables; i++)
+			records += changes->tables[i].nrecords + changes->tables[i].ndeleted;
+		sync_device_pushed(&dev, records, counts[3], counts[4], per_table.data);
+	}
+	if (push_id)
+		sync_ledger_store(&dev, push_id, result.data);
 	SPI_finish();
 
 	MemoryContextSwitchTo(oldcxt);

@@ -137,6 +137,36 @@ check_range(int64 token)
 				 errhint("Reset the client: pull with last_pulled_at = null.")));
 }
 
+/* Finds a token's checkpoint; false (no error) when there is none. */
+bool
+sync_token_find(int64 token, SyncToken *out)
+{
+	Datum		args[1];
+	int			rc;
+	bool		isnull;
+
+	memset(out, 0, sizeof(*out));
+	if (token <= 0 || token > SYNC_MAX_TOKEN)
+		return false;
+	if (resolve_plan == NULL)
+	{
+		Oid			types[1] = {INT8OID};
+
+		resolve_plan = sync_prepare(
+			"SELECT snap, snap::pg_catalog.text FROM _pg_sync.checkpoints"
+			" WHERE id OPERATOR(pg_catalog.=) $1", 1, types);
+	}
+	args[0] = Int64GetDatum(token);
+	rc = SPI_execute_plan(resolve_plan, args, NULL, true, 1);
+	sync_check_spi(rc, SPI_OK_SELECT, "resolving a token");
+	if (SPI_processed != 1)
+		return false;
+	token_set(out, token,
+			  datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), false, -1),
+			  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	return true;
+}
+
 /*
  * Resolves a client token to its checkpoint, or refuses it:
  * - SY002 (expired) for a checkpoint sync_prune removed;
@@ -150,7 +180,6 @@ check_range(int64 token)
 void
 sync_token_resolve(int64 token, SyncToken *out)
 {
-	Datum		args[1];
 	int			rc;
 	bool		isnull;
 	int64		lineage,
@@ -163,13 +192,10 @@ sync_token_resolve(int64 token, SyncToken *out)
 	if (token == 0)
 		return;
 
-	if (resolve_plan == NULL)
+	if (sync_token_find(token, out))
+		return;
+	if (bounds_plan == NULL)
 	{
-		Oid			types[1] = {INT8OID};
-
-		resolve_plan = sync_prepare(
-			"SELECT snap, snap::pg_catalog.text FROM _pg_sync.checkpoints"
-			" WHERE id OPERATOR(pg_catalog.=) $1", 1, types);
 		/* (pruned_max through to_jsonb: the query also runs on an 0.1 schema) */
 		bounds_plan = sync_prepare(
 			"SELECT s.lineage_start,"
@@ -178,18 +204,6 @@ sync_token_resolve(int64 token, SyncToken *out)
 			"       (SELECT pg_catalog.max(id) FROM _pg_sync.checkpoints)"
 			"  FROM _pg_sync.state s", 0, NULL);
 	}
-	args[0] = Int64GetDatum(token);
-	rc = SPI_execute_plan(resolve_plan, args, NULL, true, 1);
-	sync_check_spi(rc, SPI_OK_SELECT, "resolving a token");
-	if (SPI_processed == 1)
-	{
-		Datum		snap = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		token_set(out, token, datumCopy(snap, false, -1),
-				  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-		return;
-	}
-
 	rc = SPI_execute_plan(bounds_plan, NULL, NULL, true, 1);
 	sync_check_spi(rc, SPI_OK_SELECT, "reading token bounds");
 	if (SPI_processed != 1)

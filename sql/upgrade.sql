@@ -29,8 +29,18 @@ DELETE FROM items WHERE id = 'a';
 -- the new library already serves the 0.1 schema (binaries are installed first)
 SELECT try_pull(:t_mid) AS before_update;
 
+-- privileges set on functions the update creates again are kept
+CREATE ROLE regress_upgrade_app NOLOGIN;
+REVOKE EXECUTE ON FUNCTION sync_pull(bigint, integer, jsonb, text), sync_push(json, bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sync_pull(bigint, integer, jsonb, text), sync_push(json, bigint, text) TO regress_upgrade_app;
+GRANT EXECUTE ON FUNCTION sync_prune(interval) TO regress_upgrade_app;
+
 ALTER EXTENSION pg_sync UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'pg_sync';
+SELECT p.proname, has_function_privilege('regress_upgrade_app', p.oid, 'EXECUTE') AS app,
+       has_function_privilege('public', p.oid, 'EXECUTE') AS public
+  FROM pg_proc p WHERE p.proname IN ('sync_pull', 'sync_push', 'sync_prune', 'sync_checkpoint')
+ ORDER BY 1;
 
 -- tokens issued before the update still work: what changed since them, also
 -- before the update; the conflict test still knows what they had seen
@@ -77,3 +87,4 @@ SELECT 'only in a fresh install', kind, name FROM (SELECT * FROM fingerprint() E
 ORDER BY 1, 2, 3;
 \c :regress_db
 DROP DATABASE regress_pg_sync_upgrade;
+DROP ROLE regress_upgrade_app;

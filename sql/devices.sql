@@ -1,0 +1,136 @@
+\set SHOW_CONTEXT never
+TRUNCATE tok;
+-- Devices, idempotent pushes, sync status and the monitoring views.
+CREATE ROLE regress_monitor NOLOGIN IN ROLE pg_monitor;
+CREATE TABLE memos (id text PRIMARY KEY, owner_id text NOT NULL, body text, n int CHECK (n >= 0));
+CREATE TABLE boards (id text PRIMARY KEY, title text);
+SELECT sync_register_table('memos', owner_column => 'owner_id');
+SELECT sync_register_table('boards', conflict_policy => 'server_wins');
+INSERT INTO boards VALUES ('b1', 'shared');
+
+-- a pull and a push naming their device are recorded under the user
+SELECT set_config('request.jwt.claims', '{"sub": "ann"}', false);
+SELECT sync_pull(client_id => 'phone')::jsonb -> 'changes' -> 'boards' -> 'updated' AS boards;
+SELECT (sync_pull(client_id => 'phone')::jsonb ->> 'timestamp')::bigint AS t_phone \gset
+SELECT sync_push('{"memos": {"created": [{"id": "m1", "body": "one"}, {"id": "m2", "body": "two"}]}}',
+                 :t_phone, client_id => 'phone');
+SELECT client_id, last_pull_at IS NOT NULL AS pulled, last_token = :t_phone AS last_token_is_the_returned_one,
+       last_push_at IS NOT NULL AS pushed, pushes, records_pushed, conflicts, active, info
+  FROM sync_clients();
+-- calls without a client_id work and are not recorded
+SELECT sync_pull() IS NOT NULL AS unnamed_pull;
+SELECT count(*) AS devices FROM sync_clients();
+
+-- an idle device polling writes nothing: the same token, within a minute
+SELECT (sync_pull(:t_phone, client_id => 'phone')::jsonb ->> 'timestamp')::bigint AS t_phone \gset
+SELECT xmin AS row_version FROM _pg_sync.clients WHERE client_id = 'phone' \gset
+SELECT (sync_pull(:t_phone, client_id => 'phone')::jsonb ->> 'timestamp')::bigint = :t_phone AS same_token;
+SELECT (sync_pull(:t_phone, client_id => 'phone')::jsonb ->> 'timestamp')::bigint = :t_phone AS same_token;
+SELECT xmin = :'row_version' AS device_row_not_rewritten FROM _pg_sync.clients WHERE client_id = 'phone';
+
+-- info, a second device, conflicts counted (a policy settled them)
+SELECT sync_client_info('phone', '{"platform": "ios", "app": "1.2.0"}');
+SELECT (sync_pull(client_id => 'tablet')::jsonb ->> 'timestamp')::bigint AS t_tablet \gset
+UPDATE boards SET title = 'changed on the server';
+SELECT sync_push('{"boards": {"updated": [{"id": "b1", "title": "stale edit"}]}}', :t_tablet, client_id => 'tablet');
+SELECT title FROM boards;
+SELECT client_id, pushes, records_pushed, conflicts, info FROM sync_clients();
+
+-- another user sees only their own devices and cannot touch ann's
+SELECT set_config('request.jwt.claims', '{"sub": "bob"}', false);
+SELECT count(*) AS bobs_devices FROM sync_clients();
+SELECT err($q$ SELECT sync_deactivate_client('phone') $q$);
+SELECT err($q$ SELECT sync_activate_client('phone') $q$);
+SELECT sync_status() AS bobs_status;
+SELECT set_config('request.jwt.claims', '{"sub": "ann"}', false);
+
+-- bad ids
+SELECT err($q$ SELECT sync_pull(client_id => '') $q$);
+SELECT err(format($q$ SELECT sync_pull(client_id => %L) $q$, repeat('d', 256)));
+SELECT err(format($q$ SELECT sync_push('{}', NULL, push_id => %L) $q$, repeat('p', 256)));
+SELECT err($q$ SELECT sync_client_info('', '{}') $q$);
+SELECT err($q$ SELECT sync_client_info('phone', '[1]') $q$);
+SELECT err($q$ SELECT sync_deactivate_client('never-seen') $q$);
+-- without a user id: no devices to list
+SELECT set_config('request.jwt.claims', '', false);
+SELECT err($q$ SELECT * FROM sync_clients() $q$);
+SELECT err($q$ SELECT sync_status() $q$);
+SELECT set_config('request.jwt.claims', '{"sub": "ann"}', false);
+
+-- a deactivated device gets nothing, not even in a read-only transaction;
+-- other devices go on; activated again, it syncs
+SELECT sync_deactivate_client('tablet');
+SELECT err($q$ SELECT sync_pull(client_id => 'tablet') $q$);
+SELECT err(format($q$ SELECT sync_push('{"memos": {"created": [{"id": "m9"}]}}', %s, client_id => 'tablet') $q$, :t_tablet));
+BEGIN READ ONLY;
+SELECT err($q$ SELECT sync_pull(client_id => 'tablet') $q$);
+COMMIT;
+SELECT count(*) AS m9 FROM memos WHERE id = 'm9';
+SELECT sync_pull(client_id => 'phone') IS NOT NULL AS phone_still_syncs;
+SELECT client_id, active FROM sync_clients();
+SELECT sync_activate_client('tablet');
+SELECT sync_pull(client_id => 'tablet') IS NOT NULL AS tablet_syncs_again;
+
+-- a pull in a read-only transaction is served, and records nothing
+BEGIN READ ONLY;
+SELECT sync_pull(client_id => 'watch') IS NOT NULL AS pulled_read_only;
+COMMIT;
+SELECT count(*) AS watch_recorded FROM sync_clients() WHERE client_id = 'watch';
+
+-- idempotent pushes: the same push_id and document again returns the stored
+-- result and applies nothing; another document under the same id is refused
+SELECT (sync_pull(client_id => 'phone')::jsonb ->> 'timestamp')::bigint AS t_phone \gset
+SELECT sync_push('{"memos": {"created": [{"id": "m3", "body": "once"}], "updated": [{"id": "m1", "body": "one, edited"}]}}',
+                 :t_phone, client_id => 'phone', push_id => 'push-1') AS first_time;
+UPDATE memos SET body = 'changed since' WHERE id = 'm3';
+SELECT sync_push('{"memos": {"created": [{"id": "m3", "body": "once"}], "updated": [{"id": "m1", "body": "one, edited"}]}}',
+                 :t_phone, client_id => 'phone', push_id => 'push-1') AS retried;
+SELECT id, body FROM memos WHERE id IN ('m1', 'm3') ORDER BY id;
+SELECT err(format($q$ SELECT sync_push('{"memos": {"created": [{"id": "m4"}]}}', %s, client_id => 'phone', push_id => 'push-1') $q$, :t_phone));
+SELECT pushes FROM sync_clients() WHERE client_id = 'phone';
+-- a failed push keeps nothing: its id can be used again
+SELECT err(format($q$ SELECT sync_push('{"memos": {"created": [{"id": "m5", "n": -1}]}}', %s, client_id => 'phone', push_id => 'push-2') $q$, :t_phone));
+SELECT sync_push('{"memos": {"created": [{"id": "m5", "n": 1}]}}', :t_phone, client_id => 'phone', push_id => 'push-2');
+-- ids are per device and user: the same push_id on another device is another push
+SELECT sync_push('{"memos": {"created": [{"id": "m6"}]}}', :t_phone, client_id => 'tablet', push_id => 'push-1');
+SELECT count(*) AS ledger_entries FROM _pg_sync.push_ledger;
+
+-- status: devices, last pull and push, and how many changed records the
+-- device's last token has not seen (ann's memos and the shared boards)
+SELECT (sync_pull(client_id => 'phone')::jsonb ->> 'timestamp')::bigint AS t_phone \gset
+SELECT sync_status('phone')::jsonb - 'last_pull_at' - 'last_push_at' AS phone_up_to_date;
+INSERT INTO memos VALUES ('m7', 'ann', 'new'), ('x1', 'someone else', 'not ann''s');
+DELETE FROM memos WHERE id = 'm2';
+UPDATE boards SET title = 'again';
+SELECT sync_status('phone')::jsonb - 'last_pull_at' - 'last_push_at' AS phone_behind;
+SELECT (sync_status('phone')::jsonb ->> 'last_pull_at') IS NOT NULL AS has_last_pull,
+       sync_status()::jsonb ->> 'pending_changes' AS no_device_no_pending;
+
+-- monitoring views: counts and ids, for pg_monitor members only
+SELECT table_name, rows_tracked, tombstones, changes_last_hour, pushes, records_pushed, rejected_records, conflicts
+  FROM sync_stats_tables ORDER BY table_name;
+SELECT user_id, client_id, lag_checkpoints >= 0 AS has_lag, pushes, conflicts, active
+  FROM sync_stats_clients ORDER BY user_id, client_id;
+SELECT newest_token >= oldest_token AS tokens, retention_pinned_by IS NOT NULL AS pinned,
+       checkpoints_last_minute > 0 AS recent, devices, change_records_bytes > 0 AS sized
+  FROM sync_stats;
+SET ROLE regress_monitor;
+SELECT count(*) > 0 AS monitor_reads FROM sync_stats_tables;
+RESET ROLE;
+CREATE ROLE regress_nobody NOLOGIN;
+SET ROLE regress_nobody;
+SELECT err($q$ SELECT * FROM sync_stats $q$);
+RESET ROLE;
+
+-- retention removes ledger entries and devices not seen for longer than it
+SELECT pushes, clients FROM sync_prune(interval '1 hour');
+UPDATE _pg_sync.push_ledger SET created_at = created_at - interval '2 hours' WHERE push_id = 'push-1';
+UPDATE _pg_sync.clients SET first_seen = first_seen - interval '2 hours', last_pull_at = last_pull_at - interval '2 hours',
+                            last_push_at = last_push_at - interval '2 hours' WHERE client_id = 'tablet';
+SELECT pushes, clients FROM sync_prune(interval '1 hour');
+SELECT client_id FROM sync_clients();
+
+SELECT set_config('request.jwt.claims', '', false);
+SELECT sync_unregister_table(t) FROM unnest(ARRAY['memos', 'boards']::regclass[]) t;
+DROP TABLE memos, boards;
+DROP ROLE regress_monitor, regress_nobody;
