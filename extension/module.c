@@ -15,6 +15,7 @@
 PG_MODULE_MAGIC;
 
 int			sync_checkpoint_interval_ms = 100;
+int			sync_token_refresh_ms = 3600 * 1000;
 int			sync_max_records = 50000;
 char	   *sync_user_claim = NULL;
 char	   *sync_trusted_role = NULL;
@@ -34,6 +35,16 @@ _PG_init(void)
 							&sync_checkpoint_interval_ms,
 							100, 0, 3600 * 1000,
 							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_sync.token_refresh",
+							"Oldest checkpoint a pull hands out again as a token.",
+							"A pull whose answer would be a checkpoint recorded longer ago (the caller's "
+							"own token, or the newest one) records a new one instead, so that a device "
+							"that keeps pulling never holds a token sync_prune's retention removes. "
+							"Keep the retention well above it.",
+							&sync_token_refresh_ms,
+							3600 * 1000, 1000, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_sync.max_push_records",
 							"Largest number of records one sync_push may carry.",

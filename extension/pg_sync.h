@@ -176,6 +176,7 @@ typedef struct SyncToken
 	Datum		snap;			/* pg_snapshot, when set */
 	char	   *snap_text;
 	SyncSnap	parsed;
+	bool		stale;			/* recorded longer than pg_sync.token_refresh ago */
 } SyncToken;
 
 /* --- decoded push documents (decode.c) --- */
@@ -226,6 +227,7 @@ typedef struct SyncChanges
 
 /* module.c */
 extern int	sync_checkpoint_interval_ms;
+extern int	sync_token_refresh_ms;
 extern int	sync_max_records;
 extern char *sync_user_claim;
 extern char *sync_trusted_role;

@@ -413,7 +413,7 @@ sync_pull(PG_FUNCTION_ARGS)
 					 errhint("Call sync_checkpoint() on the primary.")));
 		exact = false;
 	}
-	exact_newest = can_record && have_newest &&
+	exact_newest = can_record && have_newest && !newest.stale &&
 		(prev.id == 0 || newest.id == prev.id || sync_snap_contains(&newest.parsed, &prev.parsed));
 
 	for (i = 0; i < ntables; i++)
@@ -447,7 +447,7 @@ sync_pull(PG_FUNCTION_ARGS)
 		answer = upto->id;
 	else if (exact_newest)
 		answer = newest.id;		/* idle and repeated pulls write nothing */
-	else if (prev.id != 0 && sent == 0 && !any_full)
+	else if (prev.id != 0 && sent == 0 && !any_full && !prev.stale)
 		answer = prev.id;		/* nothing in scope since the caller's token */
 	else
 	{

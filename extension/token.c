@@ -21,6 +21,7 @@
 #include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/timestamp.h"
 #include "utils/xid8.h"
 
 static SPIPlanPtr resolve_plan = NULL;
@@ -113,6 +114,20 @@ sync_snap_contains(const SyncSnap *b, const SyncSnap *a)
 	return true;
 }
 
+/*
+ * Whether a checkpoint recorded at created_at is too old to be handed out
+ * again (pg_sync.token_refresh): a device that keeps pulling must never
+ * hold a token retention would remove, even when nothing changes for it.
+ */
+static bool
+is_stale(Datum created_at)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	return TimestampDifferenceExceeds(DatumGetTimestampTz(created_at), now,
+									  sync_token_refresh_ms);
+}
+
 /* Fills a token from a snapshot datum and its text. */
 static void
 token_set(SyncToken *tok, int64 id, Datum snap, char *text)
@@ -153,7 +168,7 @@ sync_token_find(int64 token, SyncToken *out)
 		Oid			types[1] = {INT8OID};
 
 		resolve_plan = sync_prepare(
-			"SELECT snap, snap::pg_catalog.text FROM _pg_sync.checkpoints"
+			"SELECT snap, snap::pg_catalog.text, created_at FROM _pg_sync.checkpoints"
 			" WHERE id OPERATOR(pg_catalog.=) $1", 1, types);
 	}
 	args[0] = Int64GetDatum(token);
@@ -164,6 +179,7 @@ sync_token_find(int64 token, SyncToken *out)
 	token_set(out, token,
 			  datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), false, -1),
 			  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	out->stale = is_stale(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	return true;
 }
 
@@ -327,7 +343,7 @@ sync_token_newest(SyncToken *out)
 
 	if (newest_plan == NULL)
 		newest_plan = sync_prepare(
-			"SELECT id, snap, snap::pg_catalog.text"
+			"SELECT id, snap, snap::pg_catalog.text, created_at"
 			"  FROM _pg_sync.checkpoints ORDER BY id DESC LIMIT 1", 0, NULL);
 	rc = SPI_execute_plan(newest_plan, NULL, NULL, true, 1);
 	sync_check_spi(rc, SPI_OK_SELECT, "reading the newest checkpoint");
@@ -339,6 +355,7 @@ sync_token_newest(SyncToken *out)
 	token_set(out, DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull)),
 			  datumCopy(SPI_getbinval(tup, td, 2, &isnull), false, -1),
 			  SPI_getvalue(tup, td, 3));
+	out->stale = is_stale(SPI_getbinval(tup, td, 4, &isnull));
 	return true;
 }
 

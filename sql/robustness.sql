@@ -124,3 +124,17 @@ ALTER TABLE audited DISABLE TRIGGER pg_sync_capture_update;
 SELECT check_name, problems FROM sync_verify() WHERE table_name = 'audited' AND problems > 0;
 SELECT sync_unregister_table('audited');
 DROP TABLE audited;
+
+-- a device that keeps pulling never holds a token older than
+-- pg_sync.token_refresh (1 hour): an older one, even when nothing changed,
+-- is replaced by a new checkpoint, so retention never takes it away
+CREATE TABLE quiet (id text PRIMARY KEY);
+SELECT sync_register_table('quiet');
+SELECT (sync_pull()::jsonb ->> 'timestamp')::bigint AS t_quiet \gset
+SELECT (sync_pull(:t_quiet)::jsonb ->> 'timestamp')::bigint = :t_quiet AS kept_while_young;
+UPDATE _pg_sync.checkpoints SET created_at = created_at - interval '2 hours';
+SELECT (sync_pull(:t_quiet)::jsonb ->> 'timestamp')::bigint AS t_fresh \gset
+SELECT :t_fresh > :t_quiet AS refreshed,
+       (SELECT now() - created_at < interval '1 minute' FROM _pg_sync.checkpoints WHERE id = :t_fresh) AS young;
+SELECT sync_unregister_table('quiet');
+DROP TABLE quiet;
