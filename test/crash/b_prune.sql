@@ -1,0 +1,2 @@
+SELECT bench_prune();
+\sleep 200 ms

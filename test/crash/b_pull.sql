@@ -1,0 +1,1 @@
+SELECT bench_pull(:client_id + 1);

@@ -1,0 +1,1 @@
+SELECT bench_write(:client_id);
