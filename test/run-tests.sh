@@ -55,6 +55,12 @@ if DURATION=${STRESS_SECONDS:-15} bash test/stress/push_race/run.sh 2>&1 | grep 
 else
   failed=$((failed + 1)); echo "push races ... FAILED"; status=1
 fi
+echo "== crash safety (kill -9 mid-push, immediate shutdown under load; a cluster of its own)"
+if bash test/crash/run.sh 2>&1 | grep -v NOTICE; then
+  passed=$((passed + 1)); echo "crash safety ... ok"
+else
+  failed=$((failed + 1)); echo "crash safety ... FAILED"; status=1
+fi
 echo "== push fuzz (random and malformed documents: clean errors, no crash)"
 if node test/fuzz/push-fuzz.mjs 3000; then
   passed=$((passed + 1)); echo "fuzz ... ok"
