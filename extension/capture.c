@@ -17,13 +17,16 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
+#include "access/htup_details.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 #include "utils/xid8.h"
 
 PG_FUNCTION_INFO_V1(sync_capture);
 PG_FUNCTION_INFO_V1(sync_capture_truncate);
+PG_FUNCTION_INFO_V1(sync_bump_version);
 
 /* Text of the key and owner of a transition-table row alias, as SQL. */
 static char *
@@ -170,4 +173,60 @@ sync_capture_truncate(PG_FUNCTION_ARGS)
 	sync_owner_leave(&owner_ctx);
 	SPI_finish();
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * Row trigger of the version policy: BEFORE INSERT OR UPDATE, with the
+ * version column's name as its argument. A new row gets version 1, every
+ * update the old version + 1, whatever the statement wrote: clients (and
+ * SQL) cannot set it.
+ */
+Datum
+sync_bump_version(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	newtup;
+	int			attnum;
+	Oid			typid;
+	int64		version = 1;
+	Datum		value;
+	bool		isnull = false;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event) ||
+		td->tg_trigger->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_pg_sync.bump_version() must be a BEFORE INSERT OR UPDATE ... FOR EACH ROW trigger with the column's name")));
+	rel = td->tg_relation;
+	desc = RelationGetDescr(rel);
+	attnum = SPI_fnumber(desc, td->tg_trigger->tgargs[0]);
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("version column \"%s\" of table \"%s\" does not exist",
+						td->tg_trigger->tgargs[0], RelationGetRelationName(rel))));
+	typid = getBaseType(TupleDescAttr(desc, attnum - 1)->atttypid);
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		Datum		old = heap_getattr(td->tg_trigtuple, attnum, desc, &isnull);
+
+		if (!isnull)
+			version = (typid == INT8OID ? DatumGetInt64(old) :
+					   typid == INT4OID ? (int64) DatumGetInt32(old) : (int64) DatumGetInt16(old)) + 1;
+		newtup = td->tg_newtuple;
+	}
+	else
+		newtup = td->tg_trigtuple;
+	if ((typid == INT4OID && version > PG_INT32_MAX) || (typid == INT2OID && version > PG_INT16_MAX))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("version column \"%s\" of table \"%s\" is out of range",
+						td->tg_trigger->tgargs[0], RelationGetRelationName(rel))));
+	value = typid == INT8OID ? Int64GetDatum(version) :
+		typid == INT4OID ? Int32GetDatum((int32) version) : Int16GetDatum((int16) version);
+	isnull = false;
+	return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 1, &attnum, &value, &isnull));
 }

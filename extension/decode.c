@@ -146,7 +146,7 @@ add_field(DecodeState *st, SyncValueType type, char *str)
 	SyncRecord *rec = st->rec;
 	SyncField  *f;
 
-	if (strcmp(st->field, "_status") == 0 || strcmp(st->field, "_changed") == 0)
+	if (sync_reserved_field(st->field))
 		return;
 	if (rec->nfields == st->fcap)
 	{

@@ -423,7 +423,11 @@ sync_status(PG_FUNCTION_ARGS)
 	args[1] = client_id ? CStringGetTextDatum(client_id) : (Datum) 0;
 	rc = SPI_execute_with_args(
 		"SELECT (SELECT pg_catalog.count(*) FROM _pg_sync.clients c WHERE c.user_id OPERATOR(pg_catalog.=) $1),"
-		"       0,"		/* no policy queues conflicts yet */
+		"       (SELECT pg_catalog.count(*) FROM _pg_sync.conflicts k"
+		"         JOIN _pg_sync.tables t ON t.table_id OPERATOR(pg_catalog.=) k.table_id"
+		"         WHERE k.resolved_at IS NULL AND CASE WHEN t.owner_column IS NULL"
+		"               THEN k.user_id OPERATOR(pg_catalog.=) $1"
+		"               ELSE k.owner OPERATOR(pg_catalog.=) _pg_sync.scope(t.relid) END),"
 		"       pg_catalog.to_json(pg_catalog.max(c.last_pull_at))::pg_catalog.text,"
 		"       pg_catalog.to_json(pg_catalog.max(c.last_push_at))::pg_catalog.text,"
 		"       pg_catalog.max(c.last_token)"

@@ -16,6 +16,7 @@ PG_MODULE_MAGIC;
 
 int			sync_checkpoint_interval_ms = 100;
 int			sync_token_refresh_ms = 3600 * 1000;
+int			sync_max_clock_skew_ms = 60 * 1000;
 int			sync_max_records = 50000;
 char	   *sync_user_claim = NULL;
 char	   *sync_trusted_role = NULL;
@@ -45,6 +46,13 @@ _PG_init(void)
 							&sync_token_refresh_ms,
 							3600 * 1000, 1000, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_sync.max_clock_skew",
+							"How far in the future a pushed timestamp may be (last_write_wins, merge \"latest\").",
+							"A later one is brought back to the server's now before it is compared and stored.",
+							&sync_max_clock_skew_ms,
+							60 * 1000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_sync.max_push_records",
 							"Largest number of records one sync_push may carry.",

@@ -27,6 +27,21 @@ UPDATE _pg_sync.tables t
  WHERE a.attrelid = t.relid AND a.attnum = t.key_attnum AND a.attname <> t.key_column;
 ALTER TABLE _pg_sync.tables ALTER COLUMN key_attnum SET NOT NULL;
 
+-- The conflict inbox (first: the event trigger that forgets dropped tables uses it).
+CREATE TABLE _pg_sync.conflicts (
+    conflict_id   bigserial PRIMARY KEY,
+    table_id      integer NOT NULL,
+    record_id     text NOT NULL,
+    owner         text NOT NULL,        -- the record's scope: its owner, '' on a shared table
+    user_id       text NOT NULL,        -- who pushed it
+    client_record json,                 -- as the device pushed it; null: the device deleted it
+    server_record json,                 -- as a pull sends it; null: the server deleted it
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    resolved_at   timestamptz,
+    resolution    text
+);
+CREATE INDEX conflicts_open ON _pg_sync.conflicts (table_id, owner) WHERE resolved_at IS NULL;
+
 -- A registration counts from the transaction that writes it, also when
 -- pg_restore writes it again: clients holding older tokens get the table
 -- whole. Its key and owner columns are found by name when it is written
@@ -75,6 +90,7 @@ CREATE EVENT TRIGGER pg_sync_follow_renames ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION _pg_sync.follow_renames();
 
+
 -- what sync_prune removes
 CREATE INDEX row_meta_tombstones ON _pg_sync.row_meta (xid) WHERE deleted;
 
@@ -89,6 +105,366 @@ CREATE TABLE _pg_sync.prunes (
 CREATE FUNCTION _pg_sync.oldest_xmin() RETURNS xid8
     AS 'MODULE_PATHNAME', 'sync_oldest_xmin' LANGUAGE C STRICT VOLATILE;
 
+-- Checks a conflict policy and its options for a table and returns the
+-- options with every default filled in (what the C side reads). Errors name
+-- the problem: 22023 for an unknown policy, option, rule or a wrong type,
+-- 42703 for a missing column, 42883 for a missing function.
+CREATE FUNCTION _pg_sync.check_options(table_name regclass, key_column name, owner_column name,
+                                       conflict_policy text, options jsonb) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    allowed  text[] := ARRAY['name', 'pull_only', 'push_mode'];
+    out      jsonb := options;
+    opt      text;
+    col      text;
+    rule     text;
+    typ      regtype;
+    base     oid;
+    fn       regprocedure;
+    rules    jsonb;
+BEGIN
+    IF conflict_policy IS NULL OR conflict_policy NOT IN ('abort', 'client_wins', 'server_wins', 'last_write_wins',
+                                                          'version', 'merge', 'custom', 'manual', 'insert_only') THEN
+        RAISE EXCEPTION 'unknown conflict policy "%"', conflict_policy
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use abort, client_wins, server_wins, last_write_wins, version, merge, custom, manual or insert_only.';
+    END IF;
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    allowed := allowed || CASE conflict_policy
+        WHEN 'last_write_wins' THEN ARRAY['timestamp_column']
+        WHEN 'version' THEN ARRAY['version_column', 'on_conflict']
+        WHEN 'merge' THEN ARRAY['columns', 'default', 'timestamp_column']
+        WHEN 'custom' THEN ARRAY['function']
+        ELSE ARRAY[]::text[] END;
+    FOR opt IN SELECT jsonb_object_keys(options) LOOP
+        IF opt <> ALL (allowed) THEN
+            RAISE EXCEPTION 'unknown option "%" for conflict policy %', opt, conflict_policy
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = format('Known options: %s.', array_to_string(allowed, ', '));
+        END IF;
+    END LOOP;
+    IF options ? 'name' AND (jsonb_typeof(options->'name') <> 'string'
+                             OR options->>'name' !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$') THEN
+        RAISE EXCEPTION 'option "name" must be a string of letters, digits and underscores'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF options ? 'pull_only' AND jsonb_typeof(options->'pull_only') <> 'boolean' THEN
+        RAISE EXCEPTION 'option "pull_only" must be a boolean' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF options ? 'push_mode' AND coalesce(options->>'push_mode', '') NOT IN ('all', 'per_record') THEN
+        RAISE EXCEPTION 'option "push_mode" must be "all" or "per_record"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- the timestamp of last_write_wins, and of merge's "latest"
+    IF conflict_policy = 'last_write_wins'
+       OR (conflict_policy = 'merge' AND (options->>'default' = 'latest'
+                                          OR EXISTS (SELECT FROM jsonb_each_text(options->'columns') r WHERE r.value = 'latest'))) THEN
+        col := coalesce(options->>'timestamp_column', 'updated_at');
+        typ := _pg_sync.column_type(table_name, col, 'timestamp column');
+        base := _pg_sync.base_type(typ);
+        IF base NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'int8'::regtype,
+                        'numeric'::regtype, 'float8'::regtype) THEN
+            RAISE EXCEPTION 'timestamp column "%" of table "%" has type %', col, table_name, typ
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use timestamptz, timestamp, or a number of epoch milliseconds.';
+        END IF;
+        out := out || jsonb_build_object('timestamp_column', col);
+    END IF;
+
+    IF conflict_policy = 'version' THEN
+        col := coalesce(options->>'version_column', 'version');
+        typ := _pg_sync.column_type(table_name, col, 'version column');
+        IF _pg_sync.base_type(typ) NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN
+            RAISE EXCEPTION 'version column "%" of table "%" has type %', col, table_name, typ
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use an integer column.';
+        END IF;
+        IF col IN (key_column, owner_column) THEN
+            RAISE EXCEPTION 'the version column of table "%" cannot be its key or owner column', table_name
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF coalesce(options->>'on_conflict', 'abort') NOT IN ('abort', 'server_wins', 'client_wins', 'manual') THEN
+            RAISE EXCEPTION 'option "on_conflict" must be abort, server_wins, client_wins or manual'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        out := out || jsonb_build_object('version_column', col,
+                                         'on_conflict', coalesce(options->>'on_conflict', 'abort'));
+    END IF;
+
+    IF conflict_policy = 'merge' THEN
+        rules := coalesce(options->'columns', '{}');
+        IF jsonb_typeof(rules) <> 'object' THEN
+            RAISE EXCEPTION 'option "columns" must be an object of column names and rules'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF coalesce(options->>'default', 'client') NOT IN ('client', 'server', 'latest', 'max', 'min') THEN
+            RAISE EXCEPTION 'option "default" must be client, server, latest, max or min'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR col, rule IN SELECT r.key, r.value #>> '{}' FROM jsonb_each(rules) r LOOP
+            IF rule IS NULL OR rule NOT IN ('client', 'server', 'latest', 'max', 'min', 'union', 'append_by_id') THEN
+                RAISE EXCEPTION 'unknown merge rule "%" for column "%"', rule, col
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Rules: client, server, latest, max, min, union, append_by_id.';
+            END IF;
+            typ := _pg_sync.column_type(table_name, col, 'column');
+            IF col IN (key_column, owner_column) THEN
+                RAISE EXCEPTION 'the key and owner columns of table "%" are not merged', table_name
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            base := _pg_sync.base_type(typ);
+            IF rule = 'union' AND NOT (base IN ('json'::regtype, 'jsonb'::regtype)
+                                       OR (SELECT t.typcategory = 'A' FROM pg_type t WHERE t.oid = base)) THEN
+                RAISE EXCEPTION 'merge rule union needs an array or JSON column; "%" has type %', col, typ
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            IF rule = 'append_by_id' AND base NOT IN ('json'::regtype, 'jsonb'::regtype) THEN
+                RAISE EXCEPTION 'merge rule append_by_id needs a JSON column; "%" has type %', col, typ
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            IF rule IN ('max', 'min') AND NOT EXISTS (
+                SELECT FROM pg_opclass o JOIN pg_am a ON a.oid = o.opcmethod
+                 WHERE a.amname = 'btree' AND o.opcdefault AND o.opcintype IN (base, 'anyarray'::regtype, 'anyenum'::regtype)) THEN
+                RAISE EXCEPTION 'merge rule % needs an ordered type; "%" has type %', rule, col, typ
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+        END LOOP;
+        out := out || jsonb_build_object('columns', rules, 'default', coalesce(options->>'default', 'client'));
+    END IF;
+
+    IF conflict_policy = 'custom' THEN
+        IF jsonb_typeof(options->'function') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'conflict policy custom needs option "function", the name of a function (table_name text, server jsonb, client jsonb) returning jsonb'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        fn := to_regprocedure(format('%s(text, jsonb, jsonb)', options->>'function'));
+        IF fn IS NULL THEN
+            RAISE EXCEPTION 'function %(text, jsonb, jsonb) does not exist', options->>'function'
+                USING ERRCODE = 'undefined_function',
+                      HINT = 'Name it schema-qualified, e.g. "public.my_rule".';
+        END IF;
+        IF (SELECT p.prorettype FROM pg_proc p WHERE p.oid = fn) <> 'jsonb'::regtype
+           OR (SELECT p.proretset FROM pg_proc p WHERE p.oid = fn) THEN
+            RAISE EXCEPTION 'function % must return jsonb', fn
+                USING ERRCODE = 'undefined_function';
+        END IF;
+        out := out || jsonb_build_object('function', fn::oid::text);
+    END IF;
+    RETURN out;
+END
+$$;
+
+-- The type of a column of a table (42703 when there is none).
+CREATE FUNCTION _pg_sync.column_type(table_name regclass, col text, what text) RETURNS regtype
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ regtype;
+BEGIN
+    SELECT a.atttypid INTO typ FROM pg_attribute a
+     WHERE a.attrelid = table_name AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF typ IS NULL THEN
+        RAISE EXCEPTION '% "%" of table "%" does not exist', what, col, table_name USING ERRCODE = 'undefined_column';
+    END IF;
+    RETURN typ;
+END
+$$;
+
+-- A domain's base type (the type itself otherwise).
+CREATE FUNCTION _pg_sync.base_type(typ regtype) RETURNS regtype
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE b(t) AS (SELECT typ::oid
+                            UNION ALL
+                            SELECT p.typbasetype FROM pg_type p, b WHERE p.oid = b.t AND p.typtype = 'd')
+    SELECT t::regtype FROM b, pg_type p WHERE p.oid = b.t AND p.typtype <> 'd'
+$$;
+
+-- The trigger of the version policy: +1 on every write, 1 on the first.
+CREATE FUNCTION _pg_sync.bump_version() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'sync_bump_version' LANGUAGE C;
+
+-- Installs (or removes, column NULL) the version trigger of a table.
+CREATE FUNCTION _pg_sync.set_version_trigger(table_name regclass, col text) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = table_name AND g.tgname = 'pg_sync_version') THEN
+        EXECUTE format('DROP TRIGGER pg_sync_version ON %s', table_name);
+    END IF;
+    IF col IS NOT NULL THEN
+        EXECUTE format('CREATE TRIGGER pg_sync_version BEFORE INSERT OR UPDATE ON %s '
+                       'FOR EACH ROW EXECUTE FUNCTION _pg_sync.bump_version(%L)', table_name, col);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sync_register_table(table_name regclass,
+                                    owner_column name DEFAULT NULL,
+                                    conflict_policy text DEFAULT 'abort',
+                                    options jsonb DEFAULT '{}')
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel       pg_class%ROWTYPE;
+    nsp       name;
+    keycol    name;
+    keytype   regtype;
+    basetype  regtype;
+    nkeys     integer;
+    client    text;
+BEGIN
+    IF table_name IS NULL THEN
+        RAISE EXCEPTION 'table_name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO rel FROM pg_class WHERE oid = table_name;
+    SELECT nspname INTO nsp FROM pg_namespace WHERE oid = rel.relnamespace;
+    IF rel.relkind = 'p' THEN
+        RAISE EXCEPTION 'partitioned table "%" cannot be synced', table_name
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Register a plain table.';
+    END IF;
+    IF rel.relkind <> 'r' THEN
+        RAISE EXCEPTION '"%" is not a table', table_name
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF rel.relpersistence = 't' THEN
+        RAISE EXCEPTION 'temporary table "%" cannot be synced', table_name
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT pg_has_role(session_user, rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', table_name
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF EXISTS (SELECT 1 FROM _pg_sync.tables t WHERE t.relid = table_name) THEN
+        RAISE EXCEPTION 'table "%" is already registered', table_name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Call sync_unregister_table() first to change its configuration.';
+    END IF;
+
+    -- a single-column primary key of a type whose values travel as strings
+    SELECT count(*) INTO nkeys
+      FROM pg_constraint c, unnest(c.conkey) k
+     WHERE c.conrelid = table_name AND c.contype = 'p';
+    IF nkeys <> 1 THEN
+        RAISE EXCEPTION 'table "%" needs a single-column primary key to be synced', table_name
+            USING ERRCODE = 'invalid_table_definition',
+                  DETAIL = CASE WHEN nkeys = 0 THEN 'The table has no primary key.'
+                                ELSE format('Its primary key has %s columns.', nkeys) END;
+    END IF;
+    SELECT a.attname, a.atttypid::regtype INTO keycol, keytype
+      FROM pg_constraint c JOIN pg_attribute a
+        ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+     WHERE c.conrelid = table_name AND c.contype = 'p';
+    basetype := keytype;
+    WHILE (SELECT typtype FROM pg_type WHERE oid = basetype) = 'd' LOOP
+        basetype := (SELECT typbasetype FROM pg_type WHERE oid = basetype);
+    END LOOP;
+    IF basetype NOT IN ('text'::regtype, 'varchar'::regtype, 'uuid'::regtype,
+                        'int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN
+        RAISE EXCEPTION 'primary key column "%" of table "%" has type %, which cannot be synced',
+                        keycol, table_name, keytype
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = 'Use text, varchar, uuid or an integer type for the key.';
+    END IF;
+
+    IF owner_column IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM pg_attribute a
+         WHERE a.attrelid = table_name AND a.attname = owner_column
+           AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', owner_column, table_name
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF owner_column = keycol THEN
+        RAISE EXCEPTION 'the owner column of table "%" cannot be its primary key', table_name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    options := _pg_sync.check_options(table_name, keycol, owner_column, conflict_policy, options);
+
+    client := coalesce(options->>'name', rel.relname);
+    IF EXISTS (SELECT 1 FROM _pg_sync.tables t WHERE t.name = client) THEN
+        RAISE EXCEPTION 'another registered table is already synced as "%"', client
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Give one of them another client name with options => ''{"name": "..."}''.';
+    END IF;
+
+    INSERT INTO _pg_sync.tables (relid, name, key_column, owner_column, conflict_policy, options)
+    VALUES (table_name, client, keycol, owner_column, conflict_policy, options);
+    PERFORM _pg_sync.set_version_trigger(table_name, options->>'version_column');
+
+    -- statement triggers: one set-based record per statement, from its transition tables
+    EXECUTE format('CREATE TRIGGER pg_sync_capture_insert AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS pg_sync_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION _pg_sync.capture()', table_name);
+    EXECUTE format('CREATE TRIGGER pg_sync_capture_update AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS pg_sync_old NEW TABLE AS pg_sync_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION _pg_sync.capture()', table_name);
+    EXECUTE format('CREATE TRIGGER pg_sync_capture_delete AFTER DELETE ON %s '
+                   'REFERENCING OLD TABLE AS pg_sync_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION _pg_sync.capture()', table_name);
+    EXECUTE format('CREATE TRIGGER pg_sync_capture_truncate BEFORE TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION _pg_sync.capture_truncate()', table_name);
+    PERFORM _pg_sync.invalidate(table_name);
+END
+$$;
+COMMENT ON FUNCTION sync_register_table(regclass, name, text, jsonb) IS
+    'starts syncing a table';
+
+CREATE OR REPLACE FUNCTION sync_unregister_table(table_name regclass) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tid integer;
+BEGIN
+    IF table_name IS NULL THEN
+        RAISE EXCEPTION 'table_name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT t.table_id INTO tid FROM _pg_sync.tables t WHERE t.relid = table_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" is not registered', table_name
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = table_name), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', table_name
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_insert ON %s', table_name);
+    EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_update ON %s', table_name);
+    EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_delete ON %s', table_name);
+    EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_truncate ON %s', table_name);
+    PERFORM _pg_sync.set_version_trigger(table_name, NULL);
+    DELETE FROM _pg_sync.conflicts k WHERE k.table_id = tid;
+    DELETE FROM _pg_sync.row_meta m WHERE m.table_id = tid;
+    DELETE FROM _pg_sync.tables t WHERE t.relid = table_name;
+    PERFORM _pg_sync.invalidate(table_name);
+END
+$$;
+COMMENT ON FUNCTION sync_unregister_table(regclass) IS
+    'stops syncing a table and forgets its change history';
+
+-- A dropped table stops being synced: its registration and history go with it.
+CREATE OR REPLACE FUNCTION _pg_sync.forget_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dropped oid;
+BEGIN
+    FOR dropped IN SELECT objid FROM pg_event_trigger_dropped_objects()
+                    WHERE classid = 'pg_class'::regclass AND objsubid = 0 LOOP
+        DELETE FROM _pg_sync.row_meta m
+         USING _pg_sync.tables t
+         WHERE t.relid = dropped AND m.table_id = t.table_id;
+        DELETE FROM _pg_sync.conflicts k
+         USING _pg_sync.tables t
+         WHERE t.relid = dropped AND k.table_id = t.table_id;
+        DELETE FROM _pg_sync.tables t WHERE t.relid = dropped;
+    END LOOP;
+END
+$$;
 -- sync_pull, sync_push and sync_prune change their signatures (new
 -- parameters, new result columns): they are created again, and keep the
 -- EXECUTE privileges granted or revoked on them.
@@ -243,6 +619,80 @@ SELECT _pg_sync.grant_like('sync_prune(interval)', 'sync_prune(interval)');
 DROP FUNCTION _pg_sync.grant_like(text, regprocedure);
 DROP TABLE _pg_sync.upgrade_acl;
 
+-- The conflict inbox of the manual policy: a conflict waits here until the
+-- user picks a side (sync_resolve_conflict).
+CREATE FUNCTION _pg_sync.scope(regclass) RETURNS text
+    AS 'MODULE_PATHNAME', 'sync_scope' LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION sync_conflicts()
+    RETURNS TABLE (conflict_id bigint, table_name text, record_id text, client_record json,
+                   server_record json, created_at timestamptz)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT k.conflict_id, t.name, k.record_id, k.client_record, k.server_record, k.created_at
+      FROM _pg_sync.conflicts k JOIN _pg_sync.tables t ON t.table_id = k.table_id
+     WHERE k.resolved_at IS NULL
+       AND CASE WHEN t.owner_column IS NULL THEN k.user_id = _pg_sync.caller()
+                ELSE k.owner = _pg_sync.scope(t.relid) END
+     ORDER BY k.conflict_id
+$$;
+COMMENT ON FUNCTION sync_conflicts() IS 'the calling user''s open conflicts of manual policies';
+
+CREATE FUNCTION sync_resolve_conflict(conflict_id bigint, resolution text, merged json DEFAULT NULL)
+    RETURNS json
+    AS 'MODULE_PATHNAME', 'sync_resolve_conflict' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_resolve_conflict(bigint, text, json) IS
+    'closes an open conflict with the server''s row, the client''s record or a merged one, written as a new change';
+
+-- Changes a table's conflict policy and options (NULL: keep them) without
+-- touching its change history or the tokens clients hold.
+CREATE FUNCTION sync_alter_table(table_name regclass, conflict_policy text DEFAULT NULL,
+                                 options jsonb DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    reg     _pg_sync.tables%ROWTYPE;
+    policy  text;
+    opts    jsonb;
+BEGIN
+    IF table_name IS NULL THEN
+        RAISE EXCEPTION 'table_name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO reg FROM _pg_sync.tables t WHERE t.relid = table_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" is not registered', table_name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = table_name), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', table_name USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    policy := coalesce(conflict_policy, reg.conflict_policy);
+    -- kept options: those of every policy (a new policy's own come with it)
+    opts := coalesce(options, reg.options - ARRAY['timestamp_column', 'version_column', 'on_conflict',
+                                                  'columns', 'default', 'function']);
+    IF options ? 'name' AND options->'name' IS DISTINCT FROM to_jsonb(reg.name) THEN
+        RAISE EXCEPTION 'the client name of table "%" cannot change', table_name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Unregister the table and register it again under the new name.';
+    END IF;
+    opts := opts - 'name';
+    IF reg.options ? 'name' THEN
+        opts := opts || jsonb_build_object('name', reg.options->'name');
+    END IF;
+    IF policy = 'custom' AND options IS NULL AND reg.conflict_policy = 'custom' THEN
+        -- the stored function is an oid: keep it
+        opts := opts || jsonb_build_object('function', (reg.options->>'function')::oid::regproc::text);
+    END IF;
+    opts := _pg_sync.check_options(table_name, reg.key_column, reg.owner_column, policy, opts);
+    UPDATE _pg_sync.tables t SET conflict_policy = policy, options = opts WHERE t.relid = table_name;
+    PERFORM _pg_sync.set_version_trigger(table_name, opts->>'version_column');
+    PERFORM _pg_sync.invalidate(table_name);
+END
+$$;
+COMMENT ON FUNCTION sync_alter_table(regclass, text, jsonb) IS
+    'changes a synced table''s conflict policy and options, keeping its history and tokens';
+REVOKE ALL ON FUNCTION sync_alter_table(regclass, text, jsonb) FROM PUBLIC;
+
 -- Devices: per user and client_id (the device's own id), what pulls and
 -- pushes that name it recorded. user_id '' is a device of callers with no
 -- user id.
@@ -379,7 +829,8 @@ SELECT t.name AS table_name,
                    SELECT k.snap FROM _pg_sync.checkpoints k
                     WHERE k.created_at <= now() - interval '1 hour' ORDER BY k.id DESC LIMIT 1)), false)
        ) AS changes_last_hour,
-       0::bigint AS open_conflicts,
+       (SELECT count(*) FROM _pg_sync.conflicts k
+         WHERE k.table_id = t.table_id AND k.resolved_at IS NULL) AS open_conflicts,
        coalesce(sum((c.per_table -> t.table_id::text ->> 'pushes')::bigint), 0)::bigint AS pushes,
        coalesce(sum((c.per_table -> t.table_id::text ->> 'records')::bigint), 0)::bigint AS records_pushed,
        coalesce(sum((c.per_table -> t.table_id::text ->> 'rejected')::bigint), 0)::bigint AS rejected_records,
@@ -503,3 +954,4 @@ COMMENT ON FUNCTION sync_verify() IS
     'checks pg_sync''s state against the synced tables; problems = 0 everywhere when consistent';
 REVOKE ALL ON FUNCTION sync_verify() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sync_verify() TO pg_monitor;
+

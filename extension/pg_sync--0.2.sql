@@ -162,6 +162,202 @@ CREATE FUNCTION sync_checkpoint() RETURNS bigint
 COMMENT ON FUNCTION sync_checkpoint() IS
     'records a checkpoint of the current snapshot and returns its token';
 
+-- Checks a conflict policy and its options for a table and returns the
+-- options with every default filled in (what the C side reads). Errors name
+-- the problem: 22023 for an unknown policy, option, rule or a wrong type,
+-- 42703 for a missing column, 42883 for a missing function.
+CREATE FUNCTION _pg_sync.check_options(table_name regclass, key_column name, owner_column name,
+                                       conflict_policy text, options jsonb) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    allowed  text[] := ARRAY['name', 'pull_only', 'push_mode'];
+    out      jsonb := options;
+    opt      text;
+    col      text;
+    rule     text;
+    typ      regtype;
+    base     oid;
+    fn       regprocedure;
+    rules    jsonb;
+BEGIN
+    IF conflict_policy IS NULL OR conflict_policy NOT IN ('abort', 'client_wins', 'server_wins', 'last_write_wins',
+                                                          'version', 'merge', 'custom', 'manual', 'insert_only') THEN
+        RAISE EXCEPTION 'unknown conflict policy "%"', conflict_policy
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use abort, client_wins, server_wins, last_write_wins, version, merge, custom, manual or insert_only.';
+    END IF;
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    allowed := allowed || CASE conflict_policy
+        WHEN 'last_write_wins' THEN ARRAY['timestamp_column']
+        WHEN 'version' THEN ARRAY['version_column', 'on_conflict']
+        WHEN 'merge' THEN ARRAY['columns', 'default', 'timestamp_column']
+        WHEN 'custom' THEN ARRAY['function']
+        ELSE ARRAY[]::text[] END;
+    FOR opt IN SELECT jsonb_object_keys(options) LOOP
+        IF opt <> ALL (allowed) THEN
+            RAISE EXCEPTION 'unknown option "%" for conflict policy %', opt, conflict_policy
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = format('Known options: %s.', array_to_string(allowed, ', '));
+        END IF;
+    END LOOP;
+    IF options ? 'name' AND (jsonb_typeof(options->'name') <> 'string'
+                             OR options->>'name' !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$') THEN
+        RAISE EXCEPTION 'option "name" must be a string of letters, digits and underscores'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF options ? 'pull_only' AND jsonb_typeof(options->'pull_only') <> 'boolean' THEN
+        RAISE EXCEPTION 'option "pull_only" must be a boolean' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF options ? 'push_mode' AND coalesce(options->>'push_mode', '') NOT IN ('all', 'per_record') THEN
+        RAISE EXCEPTION 'option "push_mode" must be "all" or "per_record"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- the timestamp of last_write_wins, and of merge's "latest"
+    IF conflict_policy = 'last_write_wins'
+       OR (conflict_policy = 'merge' AND (options->>'default' = 'latest'
+                                          OR EXISTS (SELECT FROM jsonb_each_text(options->'columns') r WHERE r.value = 'latest'))) THEN
+        col := coalesce(options->>'timestamp_column', 'updated_at');
+        typ := _pg_sync.column_type(table_name, col, 'timestamp column');
+        base := _pg_sync.base_type(typ);
+        IF base NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'int8'::regtype,
+                        'numeric'::regtype, 'float8'::regtype) THEN
+            RAISE EXCEPTION 'timestamp column "%" of table "%" has type %', col, table_name, typ
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use timestamptz, timestamp, or a number of epoch milliseconds.';
+        END IF;
+        out := out || jsonb_build_object('timestamp_column', col);
+    END IF;
+
+    IF conflict_policy = 'version' THEN
+        col := coalesce(options->>'version_column', 'version');
+        typ := _pg_sync.column_type(table_name, col, 'version column');
+        IF _pg_sync.base_type(typ) NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN
+            RAISE EXCEPTION 'version column "%" of table "%" has type %', col, table_name, typ
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use an integer column.';
+        END IF;
+        IF col IN (key_column, owner_column) THEN
+            RAISE EXCEPTION 'the version column of table "%" cannot be its key or owner column', table_name
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF coalesce(options->>'on_conflict', 'abort') NOT IN ('abort', 'server_wins', 'client_wins', 'manual') THEN
+            RAISE EXCEPTION 'option "on_conflict" must be abort, server_wins, client_wins or manual'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        out := out || jsonb_build_object('version_column', col,
+                                         'on_conflict', coalesce(options->>'on_conflict', 'abort'));
+    END IF;
+
+    IF conflict_policy = 'merge' THEN
+        rules := coalesce(options->'columns', '{}');
+        IF jsonb_typeof(rules) <> 'object' THEN
+            RAISE EXCEPTION 'option "columns" must be an object of column names and rules'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF coalesce(options->>'default', 'client') NOT IN ('client', 'server', 'latest', 'max', 'min') THEN
+            RAISE EXCEPTION 'option "default" must be client, server, latest, max or min'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR col, rule IN SELECT r.key, r.value #>> '{}' FROM jsonb_each(rules) r LOOP
+            IF rule IS NULL OR rule NOT IN ('client', 'server', 'latest', 'max', 'min', 'union', 'append_by_id') THEN
+                RAISE EXCEPTION 'unknown merge rule "%" for column "%"', rule, col
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Rules: client, server, latest, max, min, union, append_by_id.';
+            END IF;
+            typ := _pg_sync.column_type(table_name, col, 'column');
+            IF col IN (key_column, owner_column) THEN
+                RAISE EXCEPTION 'the key and owner columns of table "%" are not merged', table_name
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            base := _pg_sync.base_type(typ);
+            IF rule = 'union' AND NOT (base IN ('json'::regtype, 'jsonb'::regtype)
+                                       OR (SELECT t.typcategory = 'A' FROM pg_type t WHERE t.oid = base)) THEN
+                RAISE EXCEPTION 'merge rule union needs an array or JSON column; "%" has type %', col, typ
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            IF rule = 'append_by_id' AND base NOT IN ('json'::regtype, 'jsonb'::regtype) THEN
+                RAISE EXCEPTION 'merge rule append_by_id needs a JSON column; "%" has type %', col, typ
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            IF rule IN ('max', 'min') AND NOT EXISTS (
+                SELECT FROM pg_opclass o JOIN pg_am a ON a.oid = o.opcmethod
+                 WHERE a.amname = 'btree' AND o.opcdefault AND o.opcintype IN (base, 'anyarray'::regtype, 'anyenum'::regtype)) THEN
+                RAISE EXCEPTION 'merge rule % needs an ordered type; "%" has type %', rule, col, typ
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+        END LOOP;
+        out := out || jsonb_build_object('columns', rules, 'default', coalesce(options->>'default', 'client'));
+    END IF;
+
+    IF conflict_policy = 'custom' THEN
+        IF jsonb_typeof(options->'function') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'conflict policy custom needs option "function", the name of a function (table_name text, server jsonb, client jsonb) returning jsonb'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        fn := to_regprocedure(format('%s(text, jsonb, jsonb)', options->>'function'));
+        IF fn IS NULL THEN
+            RAISE EXCEPTION 'function %(text, jsonb, jsonb) does not exist', options->>'function'
+                USING ERRCODE = 'undefined_function',
+                      HINT = 'Name it schema-qualified, e.g. "public.my_rule".';
+        END IF;
+        IF (SELECT p.prorettype FROM pg_proc p WHERE p.oid = fn) <> 'jsonb'::regtype
+           OR (SELECT p.proretset FROM pg_proc p WHERE p.oid = fn) THEN
+            RAISE EXCEPTION 'function % must return jsonb', fn
+                USING ERRCODE = 'undefined_function';
+        END IF;
+        out := out || jsonb_build_object('function', fn::oid::text);
+    END IF;
+    RETURN out;
+END
+$$;
+
+-- The type of a column of a table (42703 when there is none).
+CREATE FUNCTION _pg_sync.column_type(table_name regclass, col text, what text) RETURNS regtype
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ regtype;
+BEGIN
+    SELECT a.atttypid INTO typ FROM pg_attribute a
+     WHERE a.attrelid = table_name AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF typ IS NULL THEN
+        RAISE EXCEPTION '% "%" of table "%" does not exist', what, col, table_name USING ERRCODE = 'undefined_column';
+    END IF;
+    RETURN typ;
+END
+$$;
+
+-- A domain's base type (the type itself otherwise).
+CREATE FUNCTION _pg_sync.base_type(typ regtype) RETURNS regtype
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE b(t) AS (SELECT typ::oid
+                            UNION ALL
+                            SELECT p.typbasetype FROM pg_type p, b WHERE p.oid = b.t AND p.typtype = 'd')
+    SELECT t::regtype FROM b, pg_type p WHERE p.oid = b.t AND p.typtype <> 'd'
+$$;
+
+-- The trigger of the version policy: +1 on every write, 1 on the first.
+CREATE FUNCTION _pg_sync.bump_version() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'sync_bump_version' LANGUAGE C;
+
+-- Installs (or removes, column NULL) the version trigger of a table.
+CREATE FUNCTION _pg_sync.set_version_trigger(table_name regclass, col text) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = table_name AND g.tgname = 'pg_sync_version') THEN
+        EXECUTE format('DROP TRIGGER pg_sync_version ON %s', table_name);
+    END IF;
+    IF col IS NOT NULL THEN
+        EXECUTE format('CREATE TRIGGER pg_sync_version BEFORE INSERT OR UPDATE ON %s '
+                       'FOR EACH ROW EXECUTE FUNCTION _pg_sync.bump_version(%L)', table_name, col);
+    END IF;
+END
+$$;
+
 CREATE FUNCTION sync_register_table(table_name regclass,
                                     owner_column name DEFAULT NULL,
                                     conflict_policy text DEFAULT 'abort',
@@ -177,8 +373,6 @@ DECLARE
     basetype  regtype;
     nkeys     integer;
     client    text;
-    opt       text;
-    pull_only jsonb;
 BEGIN
     IF table_name IS NULL THEN
         RAISE EXCEPTION 'table_name must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -246,31 +440,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    IF conflict_policy IS NULL OR conflict_policy NOT IN ('abort', 'client_wins', 'server_wins') THEN
-        RAISE EXCEPTION 'unknown conflict policy "%"', conflict_policy
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use abort, client_wins or server_wins.';
-    END IF;
-
-    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
-        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    FOR opt IN SELECT jsonb_object_keys(options) LOOP
-        IF opt NOT IN ('name', 'pull_only') THEN
-            RAISE EXCEPTION 'unknown option "%"', opt
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Known options: name, pull_only.';
-        END IF;
-    END LOOP;
-    IF options ? 'name' AND (jsonb_typeof(options->'name') <> 'string'
-                             OR options->>'name' !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$') THEN
-        RAISE EXCEPTION 'option "name" must be a string of letters, digits and underscores'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    pull_only := options->'pull_only';
-    IF pull_only IS NOT NULL AND jsonb_typeof(pull_only) <> 'boolean' THEN
-        RAISE EXCEPTION 'option "pull_only" must be a boolean' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    options := _pg_sync.check_options(table_name, keycol, owner_column, conflict_policy, options);
 
     client := coalesce(options->>'name', rel.relname);
     IF EXISTS (SELECT 1 FROM _pg_sync.tables t WHERE t.name = client) THEN
@@ -281,6 +451,7 @@ BEGIN
 
     INSERT INTO _pg_sync.tables (relid, name, key_column, owner_column, conflict_policy, options)
     VALUES (table_name, client, keycol, owner_column, conflict_policy, options);
+    PERFORM _pg_sync.set_version_trigger(table_name, options->>'version_column');
 
     -- statement triggers: one set-based record per statement, from its transition tables
     EXECUTE format('CREATE TRIGGER pg_sync_capture_insert AFTER INSERT ON %s '
@@ -322,6 +493,8 @@ BEGIN
     EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_update ON %s', table_name);
     EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_delete ON %s', table_name);
     EXECUTE format('DROP TRIGGER IF EXISTS pg_sync_capture_truncate ON %s', table_name);
+    PERFORM _pg_sync.set_version_trigger(table_name, NULL);
+    DELETE FROM _pg_sync.conflicts k WHERE k.table_id = tid;
     DELETE FROM _pg_sync.row_meta m WHERE m.table_id = tid;
     DELETE FROM _pg_sync.tables t WHERE t.relid = table_name;
     PERFORM _pg_sync.invalidate(table_name);
@@ -342,6 +515,9 @@ BEGIN
         DELETE FROM _pg_sync.row_meta m
          USING _pg_sync.tables t
          WHERE t.relid = dropped AND m.table_id = t.table_id;
+        DELETE FROM _pg_sync.conflicts k
+         USING _pg_sync.tables t
+         WHERE t.relid = dropped AND k.table_id = t.table_id;
         DELETE FROM _pg_sync.tables t WHERE t.relid = dropped;
     END LOOP;
 END
@@ -446,6 +622,94 @@ END
 $$;
 COMMENT ON FUNCTION sync_prune(interval) IS
     'drops checkpoints, push ledger entries and devices older than the retention period, and the tombstones no token can need';
+
+-- The conflict inbox of the manual policy: a conflict waits here until the
+-- user picks a side (sync_resolve_conflict).
+CREATE TABLE _pg_sync.conflicts (
+    conflict_id   bigserial PRIMARY KEY,
+    table_id      integer NOT NULL,
+    record_id     text NOT NULL,
+    owner         text NOT NULL,        -- the record's scope: its owner, '' on a shared table
+    user_id       text NOT NULL,        -- who pushed it
+    client_record json,                 -- as the device pushed it; null: the device deleted it
+    server_record json,                 -- as a pull sends it; null: the server deleted it
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    resolved_at   timestamptz,
+    resolution    text
+);
+CREATE INDEX conflicts_open ON _pg_sync.conflicts (table_id, owner) WHERE resolved_at IS NULL;
+
+CREATE FUNCTION _pg_sync.scope(regclass) RETURNS text
+    AS 'MODULE_PATHNAME', 'sync_scope' LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION sync_conflicts()
+    RETURNS TABLE (conflict_id bigint, table_name text, record_id text, client_record json,
+                   server_record json, created_at timestamptz)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT k.conflict_id, t.name, k.record_id, k.client_record, k.server_record, k.created_at
+      FROM _pg_sync.conflicts k JOIN _pg_sync.tables t ON t.table_id = k.table_id
+     WHERE k.resolved_at IS NULL
+       AND CASE WHEN t.owner_column IS NULL THEN k.user_id = _pg_sync.caller()
+                ELSE k.owner = _pg_sync.scope(t.relid) END
+     ORDER BY k.conflict_id
+$$;
+COMMENT ON FUNCTION sync_conflicts() IS 'the calling user''s open conflicts of manual policies';
+
+CREATE FUNCTION sync_resolve_conflict(conflict_id bigint, resolution text, merged json DEFAULT NULL)
+    RETURNS json
+    AS 'MODULE_PATHNAME', 'sync_resolve_conflict' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_resolve_conflict(bigint, text, json) IS
+    'closes an open conflict with the server''s row, the client''s record or a merged one, written as a new change';
+
+-- Changes a table's conflict policy and options (NULL: keep them) without
+-- touching its change history or the tokens clients hold.
+CREATE FUNCTION sync_alter_table(table_name regclass, conflict_policy text DEFAULT NULL,
+                                 options jsonb DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    reg     _pg_sync.tables%ROWTYPE;
+    policy  text;
+    opts    jsonb;
+BEGIN
+    IF table_name IS NULL THEN
+        RAISE EXCEPTION 'table_name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO reg FROM _pg_sync.tables t WHERE t.relid = table_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" is not registered', table_name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = table_name), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', table_name USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    policy := coalesce(conflict_policy, reg.conflict_policy);
+    -- kept options: those of every policy (a new policy's own come with it)
+    opts := coalesce(options, reg.options - ARRAY['timestamp_column', 'version_column', 'on_conflict',
+                                                  'columns', 'default', 'function']);
+    IF options ? 'name' AND options->'name' IS DISTINCT FROM to_jsonb(reg.name) THEN
+        RAISE EXCEPTION 'the client name of table "%" cannot change', table_name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Unregister the table and register it again under the new name.';
+    END IF;
+    opts := opts - 'name';
+    IF reg.options ? 'name' THEN
+        opts := opts || jsonb_build_object('name', reg.options->'name');
+    END IF;
+    IF policy = 'custom' AND options IS NULL AND reg.conflict_policy = 'custom' THEN
+        -- the stored function is an oid: keep it
+        opts := opts || jsonb_build_object('function', (reg.options->>'function')::oid::regproc::text);
+    END IF;
+    opts := _pg_sync.check_options(table_name, reg.key_column, reg.owner_column, policy, opts);
+    UPDATE _pg_sync.tables t SET conflict_policy = policy, options = opts WHERE t.relid = table_name;
+    PERFORM _pg_sync.set_version_trigger(table_name, opts->>'version_column');
+    PERFORM _pg_sync.invalidate(table_name);
+END
+$$;
+COMMENT ON FUNCTION sync_alter_table(regclass, text, jsonb) IS
+    'changes a synced table''s conflict policy and options, keeping its history and tokens';
+REVOKE ALL ON FUNCTION sync_alter_table(regclass, text, jsonb) FROM PUBLIC;
 
 -- Devices: per user and client_id (the device's own id), what pulls and
 -- pushes that name it recorded. user_id '' is a device of callers with no
@@ -583,7 +847,8 @@ SELECT t.name AS table_name,
                    SELECT k.snap FROM _pg_sync.checkpoints k
                     WHERE k.created_at <= now() - interval '1 hour' ORDER BY k.id DESC LIMIT 1)), false)
        ) AS changes_last_hour,
-       0::bigint AS open_conflicts,
+       (SELECT count(*) FROM _pg_sync.conflicts k
+         WHERE k.table_id = t.table_id AND k.resolved_at IS NULL) AS open_conflicts,
        coalesce(sum((c.per_table -> t.table_id::text ->> 'pushes')::bigint), 0)::bigint AS pushes,
        coalesce(sum((c.per_table -> t.table_id::text ->> 'records')::bigint), 0)::bigint AS records_pushed,
        coalesce(sum((c.per_table -> t.table_id::text ->> 'rejected')::bigint), 0)::bigint AS rejected_records,

@@ -22,6 +22,7 @@
 #define ERRCODE_SYNC_TOKEN_NOT_YET_VISIBLE	MAKE_SQLSTATE('S','Y','0','0','4')
 #define ERRCODE_SYNC_DEVICE_INACTIVE	MAKE_SQLSTATE('S','Y','0','0','5')
 #define ERRCODE_SYNC_PUSH_ID_REUSED	MAKE_SQLSTATE('S','Y','0','0','6')
+#define ERRCODE_SYNC_CONFLICT_RESOLVED	MAKE_SQLSTATE('S','Y','0','0','7')
 
 /* how far past the newest visible checkpoint a token may be and still be
  * taken for one not replayed or not visible yet */
@@ -92,13 +93,31 @@ typedef struct SyncColumn
 	bool		identity_always;	/* GENERATED ALWAYS AS IDENTITY */
 } SyncColumn;
 
-/* Conflict policies */
+/* Conflict policies (README "Conflict policies") */
 typedef enum SyncPolicy
 {
-	SP_ABORT,					/* the whole push fails */
+	SP_ABORT,					/* the whole push fails (SY001) */
 	SP_CLIENT_WINS,				/* the pushed record is applied anyway */
-	SP_SERVER_WINS				/* the pushed record is dropped */
+	SP_SERVER_WINS,				/* the pushed record is dropped */
+	SP_LAST_WRITE_WINS,			/* the newer timestamp wins, a tie the server */
+	SP_VERSION,					/* a stale version is a conflict, settled by on_conflict */
+	SP_MERGE,					/* per-column rules */
+	SP_CUSTOM,					/* a SQL function decides */
+	SP_MANUAL,					/* the server row stays, the conflict waits in an inbox */
+	SP_INSERT_ONLY				/* created once, never changed by clients */
 } SyncPolicy;
+
+/* Merge rules of the merge policy, per column */
+typedef enum SyncMergeRule
+{
+	MR_CLIENT,
+	MR_SERVER,
+	MR_LATEST,					/* by the timestamp column */
+	MR_MAX,
+	MR_MIN,
+	MR_UNION,					/* arrays (SQL or JSON): server's, then new client's */
+	MR_APPEND_BY_ID				/* JSON arrays of objects with "id" */
+} SyncMergeRule;
 
 /* A cached plan for writing one set of columns. */
 typedef struct SyncWritePlan
@@ -118,6 +137,14 @@ typedef struct SyncTable
 	char	   *qualname;		/* quoted schema.table */
 	SyncPolicy	policy;
 	bool		pull_only;
+	bool		per_record;		/* push_mode per_record: a bad record is rejected, the rest applies */
+	char	   *options;		/* the registration's options, as text (to tell when they change) */
+	int			ts_col;			/* last_write_wins / merge "latest": index into cols, or -1 */
+	int			version_col;	/* version: index into cols, or -1 */
+	SyncPolicy	on_conflict;	/* version: how a stale version is settled */
+	SyncMergeRule *rules;		/* merge: per column */
+	Oid			custom_fn;		/* custom: (text, jsonb, jsonb) returns jsonb */
+	Oid			rowtype;		/* the table's row type: writes pass rows of it */
 	int			ncols;
 	SyncColumn *cols;
 	int			key;			/* index into cols */
@@ -127,7 +154,7 @@ typedef struct SyncTable
 	SPIPlanPtr	full_plan;		/* all rows */
 	SPIPlanPtr	full_owner_plan;	/* rows of one owner */
 	SPIPlanPtr	byid_plan;		/* rows whose key is in an array */
-	SPIPlanPtr	lock_plan;		/* lock rows whose key is in an array */
+	SPIPlanPtr	lock_plan;		/* lock rows whose key is in an array (and read them) */
 	SPIPlanPtr	delete_plan;	/* delete rows whose key is in an array */
 	SPIPlanPtr	exists_plan;	/* keys and owners of rows whose key is in an array */
 	SyncWritePlan *write_plans;	/* most recently used first */
@@ -147,6 +174,7 @@ typedef struct SyncRegistration
 	AttrNumber	owner_attnum;
 	char	   *policy;
 	bool		pull_only;
+	char	   *options;		/* jsonb as text */
 } SyncRegistration;
 
 /* One registered table as seen by the current call. */
@@ -228,6 +256,7 @@ typedef struct SyncChanges
 /* module.c */
 extern int	sync_checkpoint_interval_ms;
 extern int	sync_token_refresh_ms;
+extern int	sync_max_clock_skew_ms;
 extern int	sync_max_records;
 extern char *sync_user_claim;
 extern char *sync_trusted_role;
@@ -302,13 +331,80 @@ extern void sync_encode_query(SyncTable *t, SPIPlanPtr plan, Datum *values,
 /* decode.c */
 extern SyncChanges *sync_decode_changes(const char *json, size_t len);
 
+/* --- a push, table by table, through its stages (push.c, apply.c, policy.c) --- */
+
+/* What a push does with one record. */
+typedef enum SyncAction
+{
+	SA_WRITE,					/* insert or update it */
+	SA_DELETE,					/* delete the row */
+	SA_SKIP,					/* leave the server's row as it is */
+	SA_REJECT,					/* not applied; listed in experimentalRejectedIds and errors */
+	SA_QUEUE					/* leave the server's row; the conflict waits in the inbox */
+} SyncAction;
+
+typedef struct PushRecord
+{
+	char	   *id;				/* canonical (the key's output text) */
+	SyncRecord *rec;			/* the pushed record; NULL for a delete */
+	Datum	   *vals;			/* by column: the values to write */
+	bool	   *nulls;
+	bool	   *set;			/* whether the write sets the column */
+	/* found under the row locks */
+	bool		exists;			/* a row with this key the caller may write */
+	bool		foreign;		/* a row the caller may not write (another owner's, hidden) */
+	bool		conflict;		/* changed on the server after the client's token */
+	Datum	   *server;			/* the row's values, for policies that read it (else NULL) */
+	bool	   *server_nulls;
+	/* decided by the policy */
+	SyncAction	action;
+	const char *resolution;		/* of a conflict: server, client, merged, manual, rejected */
+	bool		clamped;		/* a future timestamp was brought back to now */
+	int64		conflict_id;	/* manual: the inbox entry */
+	char	   *error;			/* rejected: why */
+} PushRecord;
+
+typedef struct PushTable
+{
+	SyncTable  *t;
+	SyncTableChanges *tc;
+	bool		new_since_token;	/* registered after the client's token */
+	const char *owner;			/* the caller as the owner column holds it; NULL: shared */
+	const char *user;			/* the caller's user id, or NULL */
+	int			nrecs;
+	PushRecord *recs;			/* created and updated records, then deletes */
+	int64		created,
+				updated,
+				deleted,
+				conflicts,		/* settled or queued by the policy */
+				rejected;
+	bool		force;			/* write whatever the server has (resolving a conflict) */
+} PushTable;
+
+/* push.c */
+extern void sync_push_check(PushTable *pt);
+
 /* apply.c */
+extern Datum sync_ids_array(SyncTable *t, char **ids, int n);
+extern void sync_push_lock(PushTable *pt, SyncToken *tok);
+extern void sync_push_write(PushTable *pt);
+extern void sync_push_reject_all(PushTable *pt);
+extern void sync_mark_changed(SyncTable *t, const char *scope, char **ids, bool *gone, int n);
+extern void sync_conflict_error(SyncTable *t, const char *id) pg_attribute_noreturn();
+
+/* policy.c */
+extern bool sync_policy_reads_rows(SyncTable *t);
+extern void sync_push_resolve(PushTable *pt);
+extern char *sync_record_json(SyncTable *t, const char *id, SyncRecord *rec);
+extern char *sync_row_json(SyncTable *t, const char *id, Datum *vals, bool *nulls);
+
+/* conflicts.c */
+extern void sync_queue_conflicts(PushTable *pt);
+
+/* values.c */
 extern Datum sync_value_to_datum(SyncTable *t, SyncColumn *col, const char *id,
 								 SyncValue *v, bool *isnull);
 extern Datum sync_id_to_datum(SyncTable *t, const char *id);
-extern Datum sync_ids_array(SyncTable *t, char **ids, int n);
-extern void sync_apply_table(SyncTable *t, SyncTableChanges *tc, SyncToken *tok,
-							 bool new_since_token, const char *user, int64 *counts,
-							 List **rejected);
+extern bool sync_reserved_field(const char *name);
 
 #endif

@@ -19,6 +19,7 @@
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -157,15 +158,133 @@ kind_of(Oid basetyp)
 	}
 }
 
-/* The conflict policy named in a registration (checked at registration). */
+/* A conflict policy's name (checked at registration). */
 static SyncPolicy
 parse_policy(const char *policy)
 {
-	if (strcmp(policy, "client_wins") == 0)
-		return SP_CLIENT_WINS;
-	if (strcmp(policy, "server_wins") == 0)
-		return SP_SERVER_WINS;
-	return SP_ABORT;
+	static const char *const names[] = {"abort", "client_wins", "server_wins", "last_write_wins",
+	"version", "merge", "custom", "manual", "insert_only"};
+	int			i;
+
+	for (i = 0; i < lengthof(names); i++)
+		if (strcmp(policy, names[i]) == 0)
+			return (SyncPolicy) i;
+	elog(ERROR, "pg_sync: unknown conflict policy \"%s\"", policy);
+	return SP_ABORT;			/* not reached */
+}
+
+/* A merge rule's name (checked at registration). */
+static SyncMergeRule
+parse_rule(const char *rule)
+{
+	static const char *const names[] = {"client", "server", "latest", "max", "min", "union", "append_by_id"};
+	int			i;
+
+	for (i = 0; i < lengthof(names); i++)
+		if (strcmp(rule, names[i]) == 0)
+			return (SyncMergeRule) i;
+	elog(ERROR, "pg_sync: unknown merge rule \"%s\"", rule);
+	return MR_CLIENT;			/* not reached */
+}
+
+/* A string member of a JSON object, or NULL. */
+static char *
+option_text(Jsonb *opts, const char *key)
+{
+	JsonbValue	k,
+			   *v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&opts->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* Index of the synced column called name, or -1. */
+static int
+column_named(SyncTable *t, const char *name)
+{
+	int			i;
+
+	if (name != NULL)
+		for (i = 0; i < t->ncols; i++)
+			if (strcmp(t->cols[i].name, name) == 0)
+				return i;
+	return -1;
+}
+
+/*
+ * Reads a policy's options (normalised at registration: every default is
+ * there) into the descriptor. A column the options name that is gone fails
+ * with 42P16, like a missing key or owner column.
+ */
+static void
+read_policy_options(SyncTable *t, const char *options)
+{
+	Jsonb	   *opts = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(options)));
+	char	   *s;
+	int			i;
+
+	t->options = pstrdup(options);
+	t->ts_col = t->version_col = -1;
+	t->on_conflict = SP_ABORT;
+	s = option_text(opts, "push_mode");
+	t->per_record = s != NULL && strcmp(s, "per_record") == 0;
+	if ((s = option_text(opts, "timestamp_column")) != NULL && (t->ts_col = column_named(t, s)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("timestamp column \"%s\" of registered table \"%s\" no longer exists", s, t->name),
+				 errhint("Choose another one with sync_alter_table().")));
+	if ((s = option_text(opts, "version_column")) != NULL && (t->version_col = column_named(t, s)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("version column \"%s\" of registered table \"%s\" no longer exists", s, t->name),
+				 errhint("Choose another one with sync_alter_table().")));
+	if ((s = option_text(opts, "on_conflict")) != NULL)
+		t->on_conflict = parse_policy(s);
+	if ((s = option_text(opts, "function")) != NULL)
+		t->custom_fn = (Oid) strtoul(s, NULL, 10);
+	if (t->policy == SP_MERGE)
+	{
+		JsonbValue	k,
+				   *cols;
+		SyncMergeRule dflt = parse_rule((s = option_text(opts, "default")) ? s : "client");
+
+		t->rules = palloc(sizeof(SyncMergeRule) * (t->ncols + 1));
+		for (i = 0; i < t->ncols; i++)
+			t->rules[i] = dflt;
+		k.type = jbvString;
+		k.val.string.val = "columns";
+		k.val.string.len = 7;
+		cols = findJsonbValueFromContainer(&opts->root, JB_FOBJECT, &k);
+		if (cols != NULL && cols->type == jbvBinary)
+		{
+			JsonbIterator *it = JsonbIteratorInit(cols->val.binary.data);
+			JsonbValue	v;
+			JsonbIteratorToken tok;
+			char	   *col = NULL;
+
+			while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+			{
+				if (tok == WJB_KEY)
+					col = pnstrdup(v.val.string.val, v.val.string.len);
+				else if (tok == WJB_VALUE && v.type == jbvString && col != NULL)
+				{
+					int			c = column_named(t, col);
+
+					if (c < 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+								 errmsg("merge column \"%s\" of registered table \"%s\" no longer exists", col, t->name),
+								 errhint("Change the rules with sync_alter_table().")));
+					t->rules[c] = parse_rule(pnstrdup(v.val.string.val, v.val.string.len));
+				}
+			}
+		}
+	}
 }
 
 /* Builds a descriptor from the catalog and the registration row. */
@@ -217,6 +336,7 @@ build_desc(SyncRegistration *reg)
 	}
 	t->qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 											 RelationGetRelationName(rel));
+	t->rowtype = rel->rd_rel->reltype;
 	t->cols = palloc0(sizeof(SyncColumn) * td->natts);
 	for (i = 0; i < td->natts; i++)
 	{
@@ -243,7 +363,7 @@ build_desc(SyncRegistration *reg)
 		fmgr_info_cxt(outfn, &c->outfn, cxt);
 		getTypeInputInfo(a->atttypid, &infn, &c->ioparam);
 		fmgr_info_cxt(infn, &c->infn, cxt);
-		c->synced = strcmp(c->name, "_status") != 0 && strcmp(c->name, "_changed") != 0;
+		c->synced = !sync_reserved_field(c->name);
 		c->identity_always = a->attidentity == ATTRIBUTE_IDENTITY_ALWAYS;
 		c->writable = c->synced && a->attgenerated == '\0' && !c->identity_always;
 		initStringInfo(&buf);
@@ -278,6 +398,7 @@ build_desc(SyncRegistration *reg)
 		if (i != t->key && strcmp(t->cols[i].name, "id") == 0)
 			t->cols[i].synced = t->cols[i].writable = false;
 	t->cols[t->key].synced = true;
+	read_policy_options(t, reg->options);
 	t->valid = true;
 	MemoryContextSwitchTo(old);
 	return t;
@@ -301,6 +422,7 @@ get_desc(SyncRegistration *reg)
 	if (t && t->valid && t->table_id == reg->table_id && strcmp(t->name, reg->name) == 0 &&
 		t->pull_only == reg->pull_only &&
 		t->policy == parse_policy(reg->policy) &&
+		strcmp(t->options, reg->options) == 0 &&
 		(reg->key_attnum == 0 || t->cols[t->key].attnum == reg->key_attnum) &&
 		(reg->owner_column == NULL ? t->owner < 0 :
 		 t->owner >= 0 && (reg->owner_attnum != 0 ? t->cols[t->owner].attnum == reg->owner_attnum
@@ -327,10 +449,11 @@ get_desc(SyncRegistration *reg)
 	" t.owner_column::pg_catalog.text," \
 	" coalesce((pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'owner_attnum')::pg_catalog.int2, 0)," \
 	" t.conflict_policy," \
-	" coalesce((t.options OPERATOR(pg_catalog.->>) 'pull_only')::pg_catalog.bool, false)"
+	" coalesce((t.options OPERATOR(pg_catalog.->>) 'pull_only')::pg_catalog.bool, false)," \
+	" t.options::pg_catalog.text"
 /* (the column numbers through to_jsonb: an 0.1 schema, before ALTER EXTENSION
  * UPDATE, has none, and 0 then means the primary key and the owner by name) */
-#define REGISTRATION_NCOLUMNS 9
+#define REGISTRATION_NCOLUMNS 10
 
 /* Reads a registration from the first columns of a registry query's row. */
 static void
@@ -347,6 +470,7 @@ read_registration(HeapTuple tup, TupleDesc td, SyncRegistration *reg)
 	reg->owner_attnum = DatumGetInt16(SPI_getbinval(tup, td, 7, &isnull));
 	reg->policy = SPI_getvalue(tup, td, 8);
 	reg->pull_only = DatumGetBool(SPI_getbinval(tup, td, 9, &isnull));
+	reg->options = SPI_getvalue(tup, td, 10);
 }
 
 /*

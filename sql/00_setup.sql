@@ -39,20 +39,23 @@ $$;
 CREATE FUNCTION token(who text DEFAULT 'c') RETURNS bigint
 LANGUAGE sql AS $$ SELECT t FROM tok WHERE client = who $$;
 
--- Runs a statement and reports its error as "SQLSTATE: message (detail)",
--- with long numbers (tokens) masked.
+-- Runs a statement and reports its error as "SQLSTATE: message (detail)
+-- [the record it names]", with long numbers (tokens) masked.
 CREATE FUNCTION err(q text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     st text;
     msg text;
     det text;
+    ctx text;
 BEGIN
     EXECUTE q;
     RETURN 'no error';
 EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
+                            ctx = PG_EXCEPTION_CONTEXT;
     RETURN st || ': ' || regexp_replace(msg, '\d{9,}', '<n>', 'g')
-              || coalesce(' (' || nullif(det, '') || ')', '');
+              || coalesce(' (' || nullif(det, '') || ')', '')
+              || coalesce(' [' || substring(ctx FROM '(?n)^record .*$') || ']', '');
 END
 $$;

@@ -54,20 +54,20 @@ SELECT id, t, vc, u, i2, i4, i8, num, r, d, b, ts, tstz, dt, j, jb, dom, arr, iv
 SELECT r FROM jsonb_array_elements(pull() #> '{everything,updated}') r ORDER BY r->>'id';
 
 -- a value that does not fit: an error naming table, record and column; nothing applied
-SELECT push('{"everything": {"created": [{"id": "bad1", "i2": 40000}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad2", "i4": 1.5}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad3", "i4": "12"}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad4", "u": "not-a-uuid"}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad5", "t": 12}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad6", "b": "true"}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad7", "tstz": 1e300}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad8", "dt": -1e20}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad9", "jb": "{not json"}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad10", "dom": "too long"}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad11", "vc": "more than ten chars"}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad12", "i8": 9223372036854775808}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad13", "r": 1e39}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad14", "arr": [1, 2]}]}}');
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad1", "i2": 40000}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad2", "i4": 1.5}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad3", "i4": "12"}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad4", "u": "not-a-uuid"}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad5", "t": 12}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad6", "b": "true"}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad7", "tstz": 1e300}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad8", "dt": -1e20}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad9", "jb": "{not json"}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad10", "dom": "too long"}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad11", "vc": "more than ten chars"}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad12", "i8": 9223372036854775808}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad13", "r": 1e39}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad14", "arr": [1, 2]}]}}') $q$);
 SELECT count(*) AS bad_rows FROM everything WHERE id LIKE 'bad%';
 
 -- numbers reach their columns exactly as written: never through a double
@@ -89,14 +89,14 @@ SELECT tstz AT TIME ZONE 'UTC' AS half_millisecond, dt AS day_before_1970, ts AS
   FROM everything WHERE id = 'n5';
 -- out of a column's range: an error, never a rounding (overflow, and a
 -- non-zero value that would underflow to zero)
-SELECT push('{"everything": {"created": [{"id": "bad15", "d": 1e400}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad16", "d": 1e-400}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad17", "r": 1e-50}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad18", "i4": 2147483648}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad19", "i8": 1e19}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad20", "num": 1e200000}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad21", "b": 2}]}}');
-SELECT push('{"everything": {"created": [{"id": "bad22", "tstz": 9.3e15}]}}');
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad15", "d": 1e400}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad16", "d": 1e-400}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad17", "r": 1e-50}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad18", "i4": 2147483648}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad19", "i8": 1e19}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad20", "num": 1e200000}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad21", "b": 2}]}}') $q$);
+SELECT err($q$ SELECT push('{"everything": {"created": [{"id": "bad22", "tstz": 9.3e15}]}}') $q$);
 SELECT count(*) AS bad_rows FROM everything WHERE id LIKE 'bad%';
 
 -- keys of other types travel as strings too
