@@ -592,9 +592,11 @@ class Stack {
     return { id, label, token }
   }
 
-  // HS256 JWT signed with the function's secret. expiresAt: '2h' (relative) or seconds since epoch.
+  // HS256 JWT signed with the function's secret. expiresAt: '2h' (relative), seconds since epoch,
+  // or null for a token without exp.
   sign(claims, { expiresAt = '2h' } = {}) {
-    return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(expiresAt).sign(this.key)
+    const jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt()
+    return (expiresAt === null ? jwt : jwt.setExpirationTime(expiresAt)).sign(this.key)
   }
 
   // A new device (an app install) of a user, with an empty local database, ready to use.
