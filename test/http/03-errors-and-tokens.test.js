@@ -116,3 +116,37 @@ test('a service_role token acts for the user given in the body; no other token m
   assertError(taken, 403, '42501')
   assert.equal(await stack.sql(`SELECT count(*) FROM tasks WHERE id = '${bob}-1'`), '0')
 })
+
+// The function finds the push body's top-level members without parsing the records (README:
+// "Push bodies are not parsed by the function"): strings with braces, quotes and backslashes,
+// any whitespace, repeated keys are read as JSON.parse would; anything that is not JSON is 22P02,
+// wherever it is.
+test('push bodies: the records reach the database exactly as sent; malformed JSON anywhere is 22P02', async () => {
+  const alice = user()
+  const token = await stack.sign({ sub: alice, role: 'authenticated' })
+  const { body: pulled } = await call(stack, 'pull', { token, body: { lastPulledAt: null } })
+  const tricky = ['a } b { c', 'quote " inside', 'backslash \\ end\\', '\\"}, "lastPulledAt": 0, "x": {', '✓ 🍞 \u00e9 \n\t']
+  const created = tricky.map((title, i) => ({ id: `${alice}-${i}`, title, is_done: false }))
+  // odd spacing, a repeated key (the last one counts, as with JSON.parse), another member first
+  const raw = `\n { "note" : [ "}" , { "{" : "\\"" } ] ,\t"lastPulledAt" : 1 , "changes" :${JSON.stringify({
+    tasks: { created, updated: [], deleted: [] },
+  })}\r\n, "lastPulledAt":${pulled.timestamp} }\n`
+  const res = await call(stack, 'push', { token, raw })
+  assert.equal(res.status, 200, res.text)
+  assert.equal(res.body.created, tricky.length)
+  const stored = JSON.parse(await stack.sql(`SELECT json_agg(title ORDER BY id) FROM tasks WHERE owner_id = '${alice}'`))
+  assert.deepEqual(stored, tricky)
+
+  const changes = '{"tasks": {"created": [], "updated": [], "deleted": []}}'
+  for (const bad of [
+    `{"changes": ${changes}, "lastPulledAt": null} x`, // trailing garbage
+    `{"changes": ${changes}, "lastPulledAt": null,}`, // trailing comma
+    `{"changes": ${changes} "lastPulledAt": null}`, // missing comma
+    `{"changes": ${changes}, "note": [1,,2]}`, // another member that does not parse
+    `{"changes": {"tasks": {"created": [1,,2]}}, "lastPulledAt": null}`, // inside changes: the database's parser
+    `{"changes": {"tasks": "unterminated}, "lastPulledAt": null}`,
+    `{changes: ${changes}}`,
+  ]) {
+    assertError(await call(stack, 'push', { token, raw: bad }), 400, '22P02')
+  }
+})

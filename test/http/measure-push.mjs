@@ -1,5 +1,7 @@
 // Measures a push of N records through the edge function over HTTP: the request's time (client
-// side, request sent to response read) and the Deno process's memory (VmRSS before, VmHWM after).
+// side, request sent to response read), the Deno process's CPU time per push (the share of the
+// time that is the function's own, less noisy than wall time) and its memory (VmRSS before,
+// VmHWM after).
 //
 //   node test/http/measure-push.mjs [--records 10000] [--runs 5] [--function-dir DIR]
 //
@@ -26,6 +28,12 @@ function memory(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const kb = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)[1])
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 }
+}
+
+// CPU time the process has used, in ms (utime + stime; clock ticks of 10 ms).
+function cpuMs(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
 }
 
 function records(n) {
@@ -70,6 +78,7 @@ try {
   }
   await push(10)
   const idle = memory(stack.functionPid)
+  const cpuBefore = cpuMs(stack.functionPid)
   const times = []
   let bytes = 0
   for (let i = 0; i < RUNS; i++) {
@@ -78,6 +87,7 @@ try {
     bytes = r.bytes
   }
   const after = memory(stack.functionPid)
+  const cpuPerPush = (cpuMs(stack.functionPid) - cpuBefore) / RUNS
   times.sort((a, b) => a - b)
   console.log(
     JSON.stringify({
@@ -87,6 +97,7 @@ try {
       median_ms: +times[Math.floor(RUNS / 2)].toFixed(1),
       min_ms: +times[0].toFixed(1),
       max_ms: +times[RUNS - 1].toFixed(1),
+      deno_cpu_ms_per_push: +cpuPerPush.toFixed(0),
       deno_rss_idle_mb: +idle.rss.toFixed(1),
       deno_peak_rss_mb: +after.hwm.toFixed(1),
       deno_peak_growth_mb: +(after.hwm - idle.rss).toFixed(1),

@@ -216,50 +216,132 @@ async function pull(req: Request, role: string, claims: Record<string, unknown>)
   });
 }
 
-// A push's body goes to the database as it came: PostgreSQL takes its top-level keys apart and
-// sync_push reads "changes" with its own parser. The records are never turned into objects here.
-// The statement checks the body's shape first and calls sync_push only when it is right;
-// otherwise it returns what it found, and the error is raised here.
-const PUSH = `
-WITH body AS (SELECT $1::text::json AS j),
-top AS (SELECT f.key, f.value FROM body, pg_catalog.json_each(CASE pg_catalog.json_typeof(body.j) WHEN 'object' THEN body.j END) f),
-a AS (
-  SELECT pg_catalog.json_typeof((SELECT j FROM body)) AS kind,
-         (SELECT value FROM top WHERE key = 'changes' LIMIT 1) AS changes,
-         (SELECT value FROM top WHERE key = 'lastPulledAt' LIMIT 1) AS token,
-         (SELECT value FROM top WHERE key = 'user_id' LIMIT 1) AS user_id
-),
-c AS (
-  SELECT kind,
-         pg_catalog.json_typeof(changes) AS changes_kind,
-         coalesce(pg_catalog.json_typeof(token), 'null') AS token_kind,
-         token::text AS token_text,
-         coalesce(pg_catalog.json_typeof(user_id), 'null') AS user_id_kind,
-         changes, user_id
-  FROM a
-)
-SELECT kind, changes_kind, token_kind, token_text, user_id_kind,
-       CASE WHEN kind = 'object' AND changes_kind = 'object'
-                 AND (token_kind = 'null' OR (token_kind = 'number' AND token_text ~ '^-?[0-9]{1,16}$'))
-                 AND (user_id_kind = 'null' OR (user_id_kind = 'string' AND $2::boolean))
-            THEN sync_push(changes => changes,
-                           last_pulled_at => CASE WHEN token_kind = 'number' THEN token_text::bigint END,
-                           user_id => CASE WHEN user_id_kind = 'string' THEN user_id #>> '{}' END)::text
-       END AS r
-FROM c`;
+// The members of a JSON object's text, without parsing their values: key -> [start, end) of each
+// value's text (a repeated key keeps its last value, as JSON.parse does). Strings and nested
+// containers are skipped over, not checked: the caller parses the values it uses. null when the
+// text is not one JSON object.
+export function topLevelMembers(s: string): Map<string, [number, number]> | null {
+  const n = s.length;
+  let i = 0;
+  const skipSpace = () => {
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c !== 32 && c !== 10 && c !== 13 && c !== 9) break;
+    }
+  };
+  const skipString = (): boolean => { // at '"'
+    for (let from = i + 1; ;) {
+      const quote = s.indexOf('"', from);
+      if (quote < 0) return false;
+      let backslashes = 0;
+      while (s.charCodeAt(quote - 1 - backslashes) === 92) backslashes++;
+      if (backslashes % 2 === 0) {
+        i = quote + 1;
+        return true;
+      }
+      from = quote + 1;
+    }
+  };
+  const skipValue = (): boolean => {
+    const c = s.charCodeAt(i);
+    if (c === 34) return skipString();
+    if (c === 123 || c === 91) { // { [
+      for (let depth = 0; i < n;) {
+        const d = s.charCodeAt(i);
+        if (d === 34) {
+          if (!skipString()) return false;
+          continue;
+        }
+        if (d === 123 || d === 91) depth++;
+        else if ((d === 125 || d === 93) && --depth === 0) {
+          i++;
+          return true;
+        }
+        i++;
+      }
+      return false;
+    }
+    const start = i; // number, true, false, null
+    for (; i < n; i++) {
+      const d = s.charCodeAt(i);
+      if (d === 44 || d === 125 || d === 93 || d === 32 || d === 10 || d === 13 || d === 9) break;
+    }
+    return i > start;
+  };
 
+  const members = new Map<string, [number, number]>();
+  skipSpace();
+  if (s.charCodeAt(i) !== 123) return null;
+  i++;
+  skipSpace();
+  if (s.charCodeAt(i) === 125) i++;
+  else {
+    for (;;) {
+      skipSpace();
+      const keyStart = i;
+      if (s.charCodeAt(i) !== 34 || !skipString()) return null;
+      let key: string;
+      try {
+        key = JSON.parse(s.slice(keyStart, i));
+      } catch {
+        return null;
+      }
+      skipSpace();
+      if (s.charCodeAt(i) !== 58) return null; // :
+      i++;
+      skipSpace();
+      const valueStart = i;
+      if (!skipValue()) return null;
+      members.set(key, [valueStart, i]);
+      skipSpace();
+      const c = s.charCodeAt(i++);
+      if (c === 125) break;
+      if (c !== 44) return null;
+    }
+  }
+  skipSpace();
+  return i === n ? members : null;
+}
+
+const notJson = (e: unknown) => new HttpError(400, "22P02", `the body is not JSON: ${(e as Error).message}`);
+
+// A push's records never become objects here: the body's top-level members are located by
+// topLevelMembers, the small ones (lastPulledAt, user_id, anything else) are parsed, and the text of
+// "changes" goes to the database as it came, where sync_push reads it with its own parser.
 async function push(req: Request, role: string, claims: Record<string, unknown>): Promise<string> {
   const body = text(await readBody(req));
-  return await asCaller(role, claims, async (tx) => {
-    const [row] = await tx.unsafe(PUSH, [body, role === serviceRole]);
-    if (row.r !== null) return row.r as string;
-    if (row.kind !== "object") throw new HttpError(400, "22023", "the body must be a JSON object");
-    if (row.changes_kind !== "object") throw new HttpError(400, "22023", "changes must be an object");
-    if (row.token_kind !== "null" && !(row.token_kind === "number" && /^-?[0-9]{1,16}$/.test(row.token_text))) {
-      throw badToken();
+  const members = topLevelMembers(body);
+  if (members === null) {
+    try {
+      JSON.parse(body);
+    } catch (e) {
+      throw notJson(e);
     }
-    if (row.user_id_kind !== "null" && row.user_id_kind !== "string") throw badUserId();
-    throw notTrusted();
+    throw new HttpError(400, "22023", "the body must be a JSON object");
+  }
+  const small: Record<string, unknown> = {};
+  for (const [key, [start, end]] of members) {
+    if (key === "changes") continue;
+    try {
+      small[key] = JSON.parse(body.slice(start, end));
+    } catch (e) {
+      throw notJson(e);
+    }
+  }
+  const span = members.get("changes");
+  const changes = span === undefined ? null : body.slice(span[0], span[1]);
+  if (changes === null || changes.charCodeAt(0) !== 123) throw new HttpError(400, "22023", "changes must be an object");
+  const lastPulledAt = (small.lastPulledAt ?? null) as number | null;
+  if (lastPulledAt !== null && !Number.isSafeInteger(lastPulledAt)) throw badToken();
+  const userId = small.user_id ?? null;
+  if (userId !== null && typeof userId !== "string") throw badUserId();
+  if (userId !== null && role !== serviceRole) throw notTrusted();
+  return await asCaller(role, claims, async (tx) => {
+    const [row] = await tx`
+      SELECT sync_push(changes => ${changes}::text::json,
+                       last_pulled_at => ${lastPulledAt}::bigint,
+                       user_id => ${userId as string | null}::text)::text AS r`;
+    return row.r as string;
   });
 }
 
