@@ -12,6 +12,7 @@
 #   PGSYNC_DENO        a deno binary to use instead of installing one from npm
 # A port set explicitly is used or refused, never replaced by another.
 set -uo pipefail
+[ -n "${PGSYNC_RUN_DIR:-}" ] && PGSYNC_RUN_DIR=$(realpath -m "$PGSYNC_RUN_DIR") # relative to where it was started
 cd "$(dirname "$0")/.."
 root=$(pwd)
 run=$(realpath -m "${PGSYNC_RUN_DIR:-$root/.run}")
