@@ -390,6 +390,7 @@ cleanup() {
     d=$(cat "$loc")
     as_pg pg_ctl -D "$d/data" -m immediate -w stop >/dev/null 2>&1
     rm -rf "$d"
+    rmdir "$(dirname "$d")" 2>/dev/null # pg_sync-run/, unless another checkout's cluster is there
   done
   if id "$TEST_USER" >/dev/null 2>&1; then
     d=$(getent passwd "$TEST_USER" | cut -d: -f6)/src/pg_sync/.run/pg/data
