@@ -20,10 +20,17 @@ include $(PGXS)
 # every source includes the shared header
 $(OBJS): extension/pg_sync.h
 
-# the local server of README's first command
+# the local server of README's first command (variables: README, "The two commands")
 .PHONY: run
 run:
 	bash examples/run.sh
+
+# a development JWT for the local server: make token USER=alice [ROLE=service_role]
+# (USER from the environment, the login name, is not taken: only USER=... on the command line)
+TOKEN_USER = $(if $(filter command line,$(origin USER)),$(USER),demo-user)
+.PHONY: token
+token:
+	@node examples/dev/token.mjs $(if $(ROLE),--role '$(ROLE)') '$(subst ','\'',$(TOKEN_USER))'
 
 # benchmarks against the physical limit and a PL/pgSQL baseline (see test/bench/README.md)
 .PHONY: bench

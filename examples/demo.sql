@@ -1,5 +1,5 @@
--- A small WatermelonDB-style schema: projects per user, tasks per user, and
--- a shared tag list everyone pulls.
+-- make run's schema: projects and tasks per user, and a shared tag list everyone pulls and
+-- nobody pushes. Run at every start; safe to run again.
 CREATE EXTENSION IF NOT EXISTS pg_sync;
 
 CREATE TABLE IF NOT EXISTS projects (
@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS tags (
     label text NOT NULL
 );
 
--- the roles PostgREST and Supabase use
+-- the roles PostgREST and Supabase use; service_role is trusted server code (it bypasses
+-- row-level security and may pass user_id to the sync functions)
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
@@ -33,10 +34,31 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
         CREATE ROLE authenticated NOLOGIN;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
+        CREATE ROLE service_role NOLOGIN BYPASSRLS;
+    END IF;
 END
 $$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON projects, tasks TO authenticated;
 GRANT SELECT ON tags TO anon, authenticated;
+GRANT SELECT, INSERT, UPDATE, DELETE ON projects, tasks, tags TO service_role;
+
+-- Row-level security: the GRANTs above let `authenticated` read and write these tables directly
+-- (PostgREST's /rest/v1/tasks, any SQL it may run), where pg_sync's owner scoping does not apply.
+-- The policies keep every direct read and write to the caller's own rows, and tags read-only.
+ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tags ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS own_rows ON projects;
+CREATE POLICY own_rows ON projects TO authenticated
+    USING (owner_id = nullif(current_setting('request.jwt.claims', true), '')::json ->> 'sub')
+    WITH CHECK (owner_id = nullif(current_setting('request.jwt.claims', true), '')::json ->> 'sub');
+DROP POLICY IF EXISTS own_rows ON tasks;
+CREATE POLICY own_rows ON tasks TO authenticated
+    USING (owner_id = nullif(current_setting('request.jwt.claims', true), '')::json ->> 'sub')
+    WITH CHECK (owner_id = nullif(current_setting('request.jwt.claims', true), '')::json ->> 'sub');
+DROP POLICY IF EXISTS read_all ON tags;
+CREATE POLICY read_all ON tags FOR SELECT TO anon, authenticated USING (true);
 
 DO $$
 BEGIN

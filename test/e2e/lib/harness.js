@@ -408,6 +408,8 @@ export class Device {
 // The stack: cluster + schema + edge function
 
 // options.functionEnv: extra environment for the edge function.
+// options.functionDir: another copy of the edge function (default: examples/supabase/functions/sync).
+// options.schemaSql: the database schema to load instead of this file's SCHEMA_SQL.
 export async function startStack(options = {}) {
   const stack = new Stack(options)
   try {
@@ -420,8 +422,10 @@ export async function startStack(options = {}) {
 }
 
 class Stack {
-  constructor({ functionEnv = {} } = {}) {
+  constructor({ functionEnv = {}, functionDir = FUNCTION_DIR, schemaSql = SCHEMA_SQL } = {}) {
     this.functionEnv = functionEnv
+    this.functionDir = functionDir
+    this.schemaSql = schemaSql
     this.secret = randomBytes(32).toString('hex')
     this.key = new TextEncoder().encode(this.secret)
     this.fnOutput = ''
@@ -450,7 +454,7 @@ class Stack {
       env: { ...process.env, PGSYNC_LISTEN: '127.0.0.1' },
     })
     this.sock = path.join(this.dir, 'sock')
-    await this.sql(SCHEMA_SQL)
+    await this.sql(this.schemaSql)
     // Edge function
     await this.#startFunction()
   }
@@ -483,7 +487,7 @@ class Stack {
         DENO,
         ['run', '--allow-net', '--allow-env', '--allow-read', '--allow-write=.', '--allow-sys', 'index.ts'],
         {
-          cwd: FUNCTION_DIR,
+          cwd: this.functionDir,
           env: {
             ...process.env,
             DATABASE_URL: `postgres://postgres@127.0.0.1:${this.pgPort}/postgres`,
@@ -507,6 +511,8 @@ class Stack {
           ready = true
           clearTimeout(timer)
           this.#fn = child
+          this.functionPid = child.pid
+          this.functionPort = port
           resolve()
         }
       }
@@ -586,9 +592,11 @@ class Stack {
     return { id, label, token }
   }
 
-  // HS256 JWT signed with the function's secret. expiresAt: '2h' (relative) or seconds since epoch.
+  // HS256 JWT signed with the function's secret. expiresAt: '2h' (relative), seconds since epoch,
+  // or null for a token without exp.
   sign(claims, { expiresAt = '2h' } = {}) {
-    return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(expiresAt).sign(this.key)
+    const jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt()
+    return (expiresAt === null ? jwt : jwt.setExpirationTime(expiresAt)).sign(this.key)
   }
 
   // A new device (an app install) of a user, with an empty local database, ready to use.

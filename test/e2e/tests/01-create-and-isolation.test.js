@@ -120,10 +120,11 @@ test('the function refuses requests without a valid token', async () => {
   assert.equal((await call({ authorization: `Bearer ${foreign}` })).status, 401)
   const expired = await stack.sign({ sub: 'x', role: 'authenticated' }, { expiresAt: Math.floor(Date.now() / 1000) - 60 })
   assert.equal((await call({ authorization: `Bearer ${expired}` })).status, 401)
-  const service = await stack.sign({ sub: 'x', role: 'service_role' })
-  assert.deepEqual(await call({ authorization: `Bearer ${service}` }), {
+  // a role the function does not let tokens act as (SYNC_ROLES)
+  const foreignRole = await stack.sign({ sub: 'x', role: 'postgres' })
+  assert.deepEqual(await call({ authorization: `Bearer ${foreignRole}` }), {
     status: 403,
-    body: { error: 'role service_role may not sync', code: '42501' },
+    body: { error: 'role postgres may not sync', code: '42501' },
   })
   // An anonymous token has no user id: per-user tables cannot be pulled.
   const anon = await stack.sign({ role: 'anon' })

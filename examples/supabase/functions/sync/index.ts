@@ -5,29 +5,45 @@
 //   POST .../sync/push  {"changes": {...}, "lastPulledAt": n}
 //   Authorization: Bearer <JWT signed HS256 with the project's JWT secret>
 //
-// Environment: SUPABASE_DB_URL (or DATABASE_URL), JWT_SECRET (or
-// SUPABASE_JWT_SECRET), optional DB_POOL_SIZE (default 10), SYNC_ROLES (roles
-// a token may act as; default "authenticated,anon") and SYNC_LOCK_TIMEOUT (how
-// long a push waits for row locks held by others before answering 503;
-// default "5s").
+// A token whose role is SYNC_SERVICE_ROLE (trusted server code) may add "user_id" to either body
+// to act for that user; no other token may.
+//
+// Environment: SUPABASE_DB_URL (or DATABASE_URL), JWT_SECRET (or SUPABASE_JWT_SECRET), and
+// optionally:
+//   DB_POOL_SIZE          connections in the pool (10)
+//   SYNC_ROLES            roles a token may act as ("authenticated,anon,service_role")
+//   SYNC_SERVICE_ROLE     the role whose tokens may pass user_id ("service_role")
+//   SYNC_LOCK_TIMEOUT     how long a push waits for row locks held by others before 503 ("5s")
+//   SYNC_MAX_BODY_BYTES   largest request body (default: the database's pg_sync.max_push_bytes)
+//   SYNC_CORS_ORIGINS     origins allowed to call from a browser, comma-separated ("*")
+//   SYNC_JWT_REQUIRE_EXP  "false" accepts tokens without an "exp" claim ("true")
 import postgres from "npm:postgres@3.4.5";
 import { jwtVerify } from "npm:jose@5.9.6";
 
-const dbUrl = Deno.env.get("SUPABASE_DB_URL") ?? Deno.env.get("DATABASE_URL");
-const secret = Deno.env.get("JWT_SECRET") ?? Deno.env.get("SUPABASE_JWT_SECRET");
+const env = (name: string) => Deno.env.get(name);
+const dbUrl = env("SUPABASE_DB_URL") ?? env("DATABASE_URL");
+const secret = env("JWT_SECRET") ?? env("SUPABASE_JWT_SECRET");
 if (!dbUrl || !secret) throw new Error("set SUPABASE_DB_URL (or DATABASE_URL) and JWT_SECRET");
 
 const sql = postgres(dbUrl, {
-  max: Number(Deno.env.get("DB_POOL_SIZE") ?? 10),
+  max: Number(env("DB_POOL_SIZE") ?? 10),
   prepare: false, // works behind PgBouncer in transaction mode too
   onnotice: () => {},
 });
 const key = new TextEncoder().encode(secret);
-const lockTimeout = Deno.env.get("SYNC_LOCK_TIMEOUT") ?? "5s";
-const roles = new Set((Deno.env.get("SYNC_ROLES") ?? "authenticated,anon").split(",").map((r) => r.trim()));
+const lockTimeout = env("SYNC_LOCK_TIMEOUT") ?? "5s";
+const serviceRole = env("SYNC_SERVICE_ROLE") ?? "service_role";
+const list = (value: string) => value.split(",").map((r) => r.trim()).filter((r) => r !== "");
+const roles = new Set(list(env("SYNC_ROLES") ?? `authenticated,anon,${serviceRole}`));
+const requireExp = !/^(0|false|no|off)$/i.test(env("SYNC_JWT_REQUIRE_EXP") ?? "true");
+const corsOrigins = list(env("SYNC_CORS_ORIGINS") ?? "*");
+const configuredMaxBody = env("SYNC_MAX_BODY_BYTES");
+if (configuredMaxBody !== undefined && !(Number(configuredMaxBody) > 0)) {
+  throw new Error("SYNC_MAX_BODY_BYTES must be a positive number of bytes");
+}
 
 // SQLSTATE -> HTTP status. Everything else is a 500 without details.
-function statusFor(code: string, route: string): number {
+export function statusFor(code: string, route: string): number {
   // push conflict, or the push lost a deadlock / serialization race: pull, then push again
   if (code === "SY001" || (route === "push" && (code === "40001" || code === "40P01"))) return 409;
   // a pull that raced DDL (a table rewritten while it waited): retry the pull
@@ -37,84 +53,335 @@ function statusFor(code: string, route: string): number {
   if (code === "SY002" || code === "SY003") return 410; // token expired/unknown: reset the client
   if (code === "28000") return 401; // no user id
   if (code === "42501") return 403; // not allowed
-  if (code.startsWith("22") || code.startsWith("23") || ["42P01", "42804", "54000"].includes(code)) return 400;
+  if (code === "54000") return 413; // push larger than pg_sync.max_push_records / max_push_bytes
+  if (code.startsWith("22") || code.startsWith("23") || ["42P01", "42804"].includes(code)) return 400;
   return 500;
 }
 
-function reply(status: number, body: string | object): Response {
-  return new Response(typeof body === "string" ? body : JSON.stringify(body), {
+// An answer that is not 200: always {"error": "...", "code": "<SQLSTATE>"}.
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+// CORS, as in Supabase's function template: any origin by default (SYNC_CORS_ORIGINS narrows it),
+// the headers a sync client sends, on every answer including errors.
+function corsHeaders(req: Request): Record<string, string> {
+  const origin = req.headers.get("origin");
+  const allowed = corsOrigins.includes("*") ? "*" : origin !== null && corsOrigins.includes(origin) ? origin : null;
+  const headers: Record<string, string> = {
+    "access-control-allow-headers": "authorization, x-client-info, apikey, content-type",
+    "access-control-allow-methods": "POST, OPTIONS",
+    "access-control-expose-headers": "www-authenticate",
+    "access-control-max-age": "86400",
+  };
+  if (allowed !== null) headers["access-control-allow-origin"] = allowed;
+  if (!corsOrigins.includes("*")) headers["vary"] = "Origin";
+  return headers;
+}
+
+function reply(req: Request, status: number, body: string, extra: Record<string, string> = {}): Response {
+  return new Response(body, {
     status,
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...corsHeaders(req), ...extra },
   });
 }
 
-async function authenticate(req: Request): Promise<Record<string, unknown> | null> {
+async function authenticate(req: Request): Promise<Record<string, unknown>> {
   const header = req.headers.get("authorization") ?? "";
-  const match = /^Bearer\s+(.+)$/i.exec(header);
-  if (!match) return null;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) {
+    throw new HttpError(401, "28000", "missing bearer token", { "www-authenticate": 'Bearer realm="pg_sync"' });
+  }
   try {
-    const { payload } = await jwtVerify(match[1], key, { algorithms: ["HS256"] });
+    const { payload } = await jwtVerify(match[1], key, {
+      algorithms: ["HS256"],
+      requiredClaims: requireExp ? ["exp"] : [],
+    });
     return payload as Record<string, unknown>;
-  } catch {
-    return null;
+  } catch (e) {
+    const reason = (e as Error).message.replaceAll('"', "'");
+    throw new HttpError(401, "28000", `invalid bearer token: ${reason}`, {
+      "www-authenticate": `Bearer realm="pg_sync", error="invalid_token", error_description="${reason}"`,
+    });
   }
 }
 
-export async function handle(req: Request): Promise<Response> {
-  const route = new URL(req.url).pathname.match(/\/(pull|push)\/?$/)?.[1];
-  if (!route) return reply(404, { error: "not found: POST .../pull or .../push" });
-  if (req.method !== "POST") return reply(405, { error: "use POST" });
+// The largest body accepted: SYNC_MAX_BODY_BYTES, else the database's pg_sync.max_push_bytes (its
+// built-in default when the setting is not visible to this connection) plus room for the envelope
+// around "changes". Read once.
+let maxBody: number | null = configuredMaxBody === undefined ? null : Number(configuredMaxBody);
+async function bodyLimit(): Promise<number> {
+  if (maxBody === null) {
+    const [row] = await sql`
+      SELECT pg_catalog.pg_size_bytes(coalesce(pg_catalog.current_setting('pg_sync.max_push_bytes', true), '64MB'))::text AS n`;
+    maxBody = Number(row.n) + 64 * 1024;
+  }
+  return maxBody;
+}
 
-  const claims = await authenticate(req);
-  if (!claims) return reply(401, { error: "missing or invalid bearer token", code: "28000" });
-  const role = typeof claims.role === "string" ? claims.role : "authenticated";
-  if (!roles.has(role)) return reply(403, { error: `role ${role} may not sync`, code: "42501" });
+// Reads the body as bytes, refusing it (413) as soon as it is known to be too large: from
+// Content-Length before reading anything, or while streaming it in. Nothing beyond the limit is
+// ever held.
+async function readBody(req: Request): Promise<Uint8Array> {
+  const limit = await bodyLimit();
+  const tooLarge = () =>
+    new HttpError(413, "54000", `the request body is larger than ${limit} bytes (pg_sync.max_push_bytes)`, {
+      connection: "close",
+    });
+  const declared = req.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) {
+    req.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  if (req.body === null) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const body = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return body;
+}
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+function text(body: Uint8Array): string {
+  try {
+    return utf8.decode(body);
+  } catch {
+    throw new HttpError(400, "22021", "the body is not valid UTF-8");
+  }
+}
+
+// Runs fn in one transaction as the token's role, with its claims set exactly like PostgREST.
+function asCaller<T>(role: string, claims: Record<string, unknown>, fn: (tx: postgres.TransactionSql) => Promise<T>) {
+  return sql.begin(async (tx) => {
+    await tx.unsafe(`SET LOCAL ROLE "${role.replaceAll('"', '""')}"`);
+    await tx`SELECT set_config('lock_timeout', ${lockTimeout}, true)`;
+    await tx`SELECT set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
+    return await fn(tx);
+  });
+}
+
+const badToken = () => new HttpError(400, "22023", "lastPulledAt must be an integer or null");
+const badUserId = () => new HttpError(400, "22023", "user_id must be a string");
+const notTrusted = () => new HttpError(403, "42501", `only a ${serviceRole} token may pass user_id`);
+
+// A pull's body is small: parsed here.
+async function pull(req: Request, role: string, claims: Record<string, unknown>): Promise<string> {
   let args: Record<string, unknown>;
   try {
-    args = await req.json();
-    if (typeof args !== "object" || args === null || Array.isArray(args)) throw new Error();
-  } catch {
-    return reply(400, { error: "the body must be a JSON object", code: "22023" });
-  }
-  const lastPulledAt = args.lastPulledAt ?? null;
-  if (lastPulledAt !== null && !Number.isSafeInteger(lastPulledAt)) {
-    return reply(400, { error: "lastPulledAt must be an integer or null", code: "22023" });
-  }
-
-  try {
-    const body = await sql.begin(async (tx) => {
-      await tx.unsafe(`SET LOCAL ROLE "${role.replaceAll('"', '""')}"`);
-      await tx`SELECT set_config('lock_timeout', ${lockTimeout}, true)`;
-      await tx`SELECT set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
-      if (route === "pull") {
-        const [row] = await tx`
-          SELECT sync_pull(last_pulled_at => ${lastPulledAt}::bigint,
-                           schema_version => ${args.schemaVersion ?? null}::integer,
-                           migration => ${args.migration == null ? null : JSON.stringify(args.migration)}::text::jsonb)::text AS r`;
-        return row.r as string;
-      }
-      if (typeof args.changes !== "object" || args.changes === null) {
-        throw Object.assign(new Error("changes must be an object"), { code: "22023" });
-      }
-      const [row] = await tx`
-        SELECT sync_push(changes => ${JSON.stringify(args.changes)}::text::json,
-                         last_pulled_at => ${lastPulledAt}::bigint)::text AS r`;
-      return row.r as string;
-    });
-    return reply(200, body);
+    args = JSON.parse(text(await readBody(req)));
   } catch (e) {
-    const code = typeof (e as { code?: unknown }).code === "string" ? (e as { code: string }).code : "";
-    const status = statusFor(code, route);
-    if (status === 500) {
-      console.error(e);
-      return reply(500, { error: "internal error", code: code || "XX000" });
+    if (e instanceof HttpError) throw e;
+    throw new HttpError(400, "22P02", `the body is not JSON: ${(e as Error).message}`);
+  }
+  if (typeof args !== "object" || args === null || Array.isArray(args)) {
+    throw new HttpError(400, "22023", "the body must be a JSON object");
+  }
+  const lastPulledAt = (args.lastPulledAt ?? null) as number | null;
+  if (lastPulledAt !== null && !Number.isSafeInteger(lastPulledAt)) throw badToken();
+  const userId = args.user_id ?? null;
+  if (userId !== null && typeof userId !== "string") throw badUserId();
+  if (userId !== null && role !== serviceRole) throw notTrusted();
+  const schemaVersion = (args.schemaVersion ?? null) as number | null;
+  const migration = args.migration == null ? null : JSON.stringify(args.migration);
+  return await asCaller(role, claims, async (tx) => {
+    const [row] = await tx`
+      SELECT sync_pull(last_pulled_at => ${lastPulledAt}::bigint,
+                       schema_version => ${schemaVersion}::integer,
+                       migration => ${migration}::text::jsonb,
+                       user_id => ${userId as string | null}::text)::text AS r`;
+    return row.r as string;
+  });
+}
+
+// The members of a JSON object's text, without parsing their values: key -> [start, end) of each
+// value's text (a repeated key keeps its last value, as JSON.parse does). Strings and nested
+// containers are skipped over, not checked: the caller parses the values it uses. null when the
+// text is not one JSON object.
+export function topLevelMembers(s: string): Map<string, [number, number]> | null {
+  const n = s.length;
+  let i = 0;
+  const skipSpace = () => {
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c !== 32 && c !== 10 && c !== 13 && c !== 9) break;
     }
-    return reply(status, { error: (e as Error).message, code });
+  };
+  const skipString = (): boolean => { // at '"'
+    for (let from = i + 1; ;) {
+      const quote = s.indexOf('"', from);
+      if (quote < 0) return false;
+      let backslashes = 0;
+      while (s.charCodeAt(quote - 1 - backslashes) === 92) backslashes++;
+      if (backslashes % 2 === 0) {
+        i = quote + 1;
+        return true;
+      }
+      from = quote + 1;
+    }
+  };
+  const skipValue = (): boolean => {
+    const c = s.charCodeAt(i);
+    if (c === 34) return skipString();
+    if (c === 123 || c === 91) { // { [
+      for (let depth = 0; i < n;) {
+        const d = s.charCodeAt(i);
+        if (d === 34) {
+          if (!skipString()) return false;
+          continue;
+        }
+        if (d === 123 || d === 91) depth++;
+        else if ((d === 125 || d === 93) && --depth === 0) {
+          i++;
+          return true;
+        }
+        i++;
+      }
+      return false;
+    }
+    const start = i; // number, true, false, null
+    for (; i < n; i++) {
+      const d = s.charCodeAt(i);
+      if (d === 44 || d === 125 || d === 93 || d === 32 || d === 10 || d === 13 || d === 9) break;
+    }
+    return i > start;
+  };
+
+  const members = new Map<string, [number, number]>();
+  skipSpace();
+  if (s.charCodeAt(i) !== 123) return null;
+  i++;
+  skipSpace();
+  if (s.charCodeAt(i) === 125) i++;
+  else {
+    for (;;) {
+      skipSpace();
+      const keyStart = i;
+      if (s.charCodeAt(i) !== 34 || !skipString()) return null;
+      let key: string;
+      try {
+        key = JSON.parse(s.slice(keyStart, i));
+      } catch {
+        return null;
+      }
+      skipSpace();
+      if (s.charCodeAt(i) !== 58) return null; // :
+      i++;
+      skipSpace();
+      const valueStart = i;
+      if (!skipValue()) return null;
+      members.set(key, [valueStart, i]);
+      skipSpace();
+      const c = s.charCodeAt(i++);
+      if (c === 125) break;
+      if (c !== 44) return null;
+    }
+  }
+  skipSpace();
+  return i === n ? members : null;
+}
+
+const notJson = (e: unknown) => new HttpError(400, "22P02", `the body is not JSON: ${(e as Error).message}`);
+
+// A push's records never become objects here: the body's top-level members are located by
+// topLevelMembers, the small ones (lastPulledAt, user_id, anything else) are parsed, and the text of
+// "changes" goes to the database as it came, where sync_push reads it with its own parser.
+async function push(req: Request, role: string, claims: Record<string, unknown>): Promise<string> {
+  const body = text(await readBody(req));
+  const members = topLevelMembers(body);
+  if (members === null) {
+    try {
+      JSON.parse(body);
+    } catch (e) {
+      throw notJson(e);
+    }
+    throw new HttpError(400, "22023", "the body must be a JSON object");
+  }
+  const small: Record<string, unknown> = {};
+  for (const [key, [start, end]] of members) {
+    if (key === "changes") continue;
+    try {
+      small[key] = JSON.parse(body.slice(start, end));
+    } catch (e) {
+      throw notJson(e);
+    }
+  }
+  const span = members.get("changes");
+  const changes = span === undefined ? null : body.slice(span[0], span[1]);
+  if (changes === null || changes.charCodeAt(0) !== 123) throw new HttpError(400, "22023", "changes must be an object");
+  const lastPulledAt = (small.lastPulledAt ?? null) as number | null;
+  if (lastPulledAt !== null && !Number.isSafeInteger(lastPulledAt)) throw badToken();
+  const userId = small.user_id ?? null;
+  if (userId !== null && typeof userId !== "string") throw badUserId();
+  if (userId !== null && role !== serviceRole) throw notTrusted();
+  return await asCaller(role, claims, async (tx) => {
+    const [row] = await tx`
+      SELECT sync_push(changes => ${changes}::text::json,
+                       last_pulled_at => ${lastPulledAt}::bigint,
+                       user_id => ${userId as string | null}::text)::text AS r`;
+    return row.r as string;
+  });
+}
+
+export async function handle(req: Request): Promise<Response> {
+  try {
+    const route = new URL(req.url).pathname.match(/\/(pull|push)\/?$/)?.[1];
+    if (!route) throw new HttpError(404, "42883", "not found: POST .../pull or .../push");
+    if (req.method === "OPTIONS") return new Response("ok", { headers: corsHeaders(req) }); // preflight
+    if (req.method !== "POST") throw new HttpError(405, "0A000", "use POST", { allow: "POST, OPTIONS" });
+
+    const claims = await authenticate(req);
+    const role = typeof claims.role === "string" ? claims.role : "authenticated";
+    if (!roles.has(role)) throw new HttpError(403, "42501", `role ${role} may not sync`);
+    try {
+      const body = route === "pull" ? await pull(req, role, claims) : await push(req, role, claims);
+      return reply(req, 200, body);
+    } catch (e) {
+      if (e instanceof HttpError) throw e;
+      const code = typeof (e as { code?: unknown }).code === "string" ? (e as { code: string }).code : "";
+      const status = statusFor(code, route);
+      if (status === 500) {
+        console.error(e);
+        throw new HttpError(500, code || "XX000", "internal error");
+      }
+      throw new HttpError(status, code, (e as Error).message);
+    }
+  } catch (e) {
+    if (!(e instanceof HttpError)) {
+      console.error(e);
+      e = new HttpError(500, "XX000", "internal error");
+    }
+    const { status, code, message, headers } = e as HttpError;
+    // every 401 says how to authenticate (RFC 6750), also when the database found no user id
+    const extra = { ...headers };
+    if (status === 401 && !extra["www-authenticate"]) extra["www-authenticate"] = 'Bearer realm="pg_sync"';
+    return reply(req, status, JSON.stringify({ error: message, code }), extra);
   }
 }
 
 if (import.meta.main) {
-  const port = Number(Deno.env.get("PORT") ?? 8000);
-  Deno.serve({ port, hostname: Deno.env.get("HOST") ?? "127.0.0.1" }, handle);
+  const port = Number(env("PORT") ?? 8000);
+  Deno.serve({ port, hostname: env("HOST") ?? "127.0.0.1" }, handle);
 }
