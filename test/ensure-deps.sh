@@ -18,3 +18,10 @@ ensure_deps() {
       DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
   fi
 }
+# the browser test's Chromium (Debian's; playwright-core drives it, no browser download)
+ensure_test_deps() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  echo "== installing chromium"
+  $SUDO apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+}

@@ -4,13 +4,16 @@
 # private socket, runs the pg_regress suite and the isolation specs, stops
 # the cluster. Also runs the convergence and push-race stress tests, the push fuzz test and
 # the end-to-end suite (real WatermelonDB clients through the edge function,
-# with clusters of their own). Exits non-zero on any failure and prints
+# with clusters of their own), the backend memory test, the HTTP tests of
+# the edge function, the browser test of the demo app and the make run
+# shell tests. Exits non-zero on any failure and prints
 # regression.diffs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 . "$root/test/ensure-deps.sh"
 ensure_deps || exit 1
+ensure_test_deps || exit 1
 
 echo "== building"
 make -s clean >/dev/null 2>&1
@@ -61,6 +64,12 @@ if bash test/crash/run.sh 2>&1 | grep -v NOTICE; then
 else
   failed=$((failed + 1)); echo "crash safety ... FAILED"; status=1
 fi
+echo "== backend memory (one session: 80,000 failing pushes, 10,000 push+pull, 10,000 column sets)"
+if bash test/memory/run.sh 2>&1 | grep -v NOTICE; then
+  passed=$((passed + 1)); echo "memory ... ok"
+else
+  failed=$((failed + 1)); echo "memory ... FAILED"; status=1
+fi
 echo "== push fuzz (random and malformed documents: clean errors, no crash)"
 if node test/fuzz/push-fuzz.mjs 3000; then
   passed=$((passed + 1)); echo "fuzz ... ok"
@@ -78,6 +87,30 @@ passed=$((passed + ${e2e_pass:-0})); failed=$((failed + ${e2e_fail:-0}))
 if [ "$e2e_status" -ne 0 ]; then
   status=1; [ "${e2e_fail:-0}" -eq 0 ] && failed=$((failed + 1))
 fi
+
+# suites that report like node's test runner ("# pass N" / "# fail N")
+run_tap_suite() { # TITLE COMMAND...
+  echo "== $1"; shift
+  "$@" 2>&1 | tee suite.log
+  local st=${PIPESTATUS[0]} p f
+  p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' suite.log | tail -1)
+  f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' suite.log | tail -1)
+  rm -f suite.log
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+  if [ "$st" -ne 0 ]; then status=1; [ "${f:-0}" -eq 0 ] && failed=$((failed + 1)); fi
+  return 0
+}
+run_tap_suite "HTTP tests of the edge function" bash test/http/run.sh
+run_tap_suite "browser test of the demo app (headless Chromium)" bash test/browser/run.sh
+
+echo "== make run: shell tests (as a new user meets it)"
+PGSYNC_SKIP_BUILD=1 bash test/make-run/run.sh 2>&1 | tee make-run.log
+mr_status=${PIPESTATUS[0]}
+mr_pass=$(sed -n 's/^make-run: \([0-9]*\) passed, [0-9]* failed$/\1/p' make-run.log | tail -1)
+mr_fail=$(sed -n 's/^make-run: [0-9]* passed, \([0-9]*\) failed$/\1/p' make-run.log | tail -1)
+rm -f make-run.log
+passed=$((passed + ${mr_pass:-0})); failed=$((failed + ${mr_fail:-0}))
+if [ "$mr_status" -ne 0 ]; then status=1; [ "${mr_fail:-0}" -eq 0 ] && failed=$((failed + 1)); fi
 
 # a backend that died of a signal restarted the whole server: a failure,
 # whatever the suites that ran on this cluster said
