@@ -264,35 +264,45 @@ for op in insert update; do
 done
 sql "VACUUM (ANALYZE) notes, notes_raw, notes_pl, _pg_sync.row_meta, _pg_sync.checkpoints" >/dev/null
 
-# Mixed load: MIXED_CLIENTS clients, 90% pulls / 10% pushes of 10 records.
-log "case: mixed load (pgbench, $MIXED_CLIENTS clients, ${MIXED_SECS}s, tokens ${MIXED_TOKEN_AGE_MS}-$((2 * MIXED_TOKEN_AGE_MS)) ms old)"
-tok=$(sql "SELECT sync_checkpoint()")
-ckpt_before=$(sql "SELECT count(*) FROM _pg_sync.checkpoints")
-errs_before=$(grep -c 'ERROR' "$work/server.log" || true)
-set +e
-(cd "$work" && "$bindir/pgbench" -n -M prepared -c "$MIXED_CLIENTS" -j 2 -T "$MIXED_SECS" -r -P 10 \
-  -l --log-prefix=mixed \
-  -D tok="$tok" -D pend="$tok" -D pend_ms=0 -D token_age_ms="$MIXED_TOKEN_AGE_MS" \
-  -D clients="$MIXED_CLIENTS" -D upc=$((USERS / MIXED_CLIENTS)) -D pushes=0 \
-  -f "$here/pgbench/mixed_pull.sql@9" -f "$here/pgbench/mixed_push.sql@1" \
-  >"$out/mixed.txt" 2>&1)
-mixed_rc=$?
-set -e
-errs_after=$(grep -c 'ERROR' "$work/server.log" || true)
-ckpt_after=$(sql "SELECT count(*) FROM _pg_sync.checkpoints")
-# per-transaction log: client, transaction, latency (us), script, epoch s, us
-awk '{print $4 "," $3}' "$work"/mixed.[0-9]* >"$work/mixed_latencies.csv"
-psql_ -c "CREATE TABLE bench.mixed_log (script int, us bigint)" \
-      -c "\\copy bench.mixed_log FROM '$work/mixed_latencies.csv' WITH (FORMAT csv)"
-failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out/mixed.txt")
-sql "INSERT INTO bench.metric VALUES
-       ('mixed', 'pg_sync', 'tps', $(pgb_tps "$out/mixed.txt" | grep . || echo 'NULL'), NULL),
-       ('mixed', 'pg_sync', 'pgbench_rc', $mixed_rc, NULL),
-       ('mixed', 'pg_sync', 'failed', ${failed:-NULL}, NULL),
-       ('mixed', 'pg_sync', 'server_errors', $((errs_after - errs_before)), NULL),
-       ('mixed', 'pg_sync', 'checkpoints', $((ckpt_after - ckpt_before)), NULL),
-       ('mixed', 'pg_sync', 'secs', $MIXED_SECS, NULL),
-       ('mixed', 'pg_sync', 'token_age_ms', $MIXED_TOKEN_AGE_MS, NULL)"
+# Mixed load: MIXED_CLIENTS clients, 90% pulls / 10% pushes of 10 records;
+# run twice: calls that name no device, then calls that name their device
+# (client_id: every pull and push is recorded per device).
+run_mixed() {
+  local name=$1 named=$2
+  log "case: $name (pgbench, $MIXED_CLIENTS clients, ${MIXED_SECS}s, tokens ${MIXED_TOKEN_AGE_MS}-$((2 * MIXED_TOKEN_AGE_MS)) ms old, devices named: $named)"
+  local tok ckpt_before ckpt_after errs_before errs_after failed rc
+  tok=$(sql "SELECT sync_checkpoint()")
+  ckpt_before=$(sql "SELECT count(*) FROM _pg_sync.checkpoints")
+  errs_before=$(grep -c 'ERROR' "$work/server.log" || true)
+  set +e
+  (cd "$work" && "$bindir/pgbench" -n -M prepared -c "$MIXED_CLIENTS" -j 2 -T "$MIXED_SECS" -r -P 10 \
+    -l --log-prefix="$name" \
+    -D tok="$tok" -D pend="$tok" -D pend_ms=0 -D token_age_ms="$MIXED_TOKEN_AGE_MS" \
+    -D clients="$MIXED_CLIENTS" -D upc=$((USERS / MIXED_CLIENTS)) -D pushes=0 -D named="$named" \
+    -f "$here/pgbench/mixed_pull.sql@9" -f "$here/pgbench/mixed_push.sql@1" \
+    >"$out/$name.txt" 2>&1)
+  rc=$?
+  set -e
+  errs_after=$(grep -c 'ERROR' "$work/server.log" || true)
+  ckpt_after=$(sql "SELECT count(*) FROM _pg_sync.checkpoints")
+  # per-transaction log: client, transaction, latency (us), script, epoch s, us
+  awk -v c="$name" '{print c "," $4 "," $3}' "$work"/"$name".[0-9]* >"$work/${name}_latencies.csv"
+  psql_ -c "\\copy bench.mixed_log FROM '$work/${name}_latencies.csv' WITH (FORMAT csv)"
+  failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out/$name.txt")
+  sql "INSERT INTO bench.metric VALUES
+         ('$name', 'pg_sync', 'tps', $(pgb_tps "$out/$name.txt" | grep . || echo 'NULL'), NULL),
+         ('$name', 'pg_sync', 'pgbench_rc', $rc, NULL),
+         ('$name', 'pg_sync', 'failed', ${failed:-NULL}, NULL),
+         ('$name', 'pg_sync', 'server_errors', $((errs_after - errs_before)), NULL),
+         ('$name', 'pg_sync', 'checkpoints', $((ckpt_after - ckpt_before)), NULL),
+         ('$name', 'pg_sync', 'secs', $MIXED_SECS, NULL),
+         ('$name', 'pg_sync', 'token_age_ms', $MIXED_TOKEN_AGE_MS, NULL)"
+  [ "$rc" = 0 ] || mixed_rc=$rc
+}
+psql_ -c "CREATE TABLE bench.mixed_log (run text, script int, us bigint)"
+mixed_rc=0
+run_mixed mixed 0
+run_mixed mixed_named 1
 
 # End to end: empty pulls through the edge function (Deno), HTTP_CONNS
 # connections with autocannon; the same server's no-database route (an

@@ -1,4 +1,5 @@
 -- mixed load, 90%: an incremental pull for a user of this client's share
+-- (naming the user's device when named = 1)
 -- (clients never share users). A client stands for many devices that sync
 -- now and then, so the token it pulls with is between token_age_ms and twice
 -- that old: a token returned by a pull is put aside and used once it is
@@ -7,7 +8,7 @@
 BEGIN;
 SELECT set_config('request.jwt.claims', bench.claims(bench.user_name(:u)), true);
 SELECT p AS doc, p ->> 'timestamp' AS newtok, bench.epoch_ms(clock_timestamp()) AS now_ms
-  FROM sync_pull(:tok) AS p \gset
+  FROM sync_pull(:tok, client_id => CASE WHEN :named = 1 THEN 'device-' || :u END) AS p \gset
 COMMIT;
 \if :now_ms - :pend_ms >= :token_age_ms
 \set tok :pend

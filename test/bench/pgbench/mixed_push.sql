@@ -7,7 +7,8 @@
 \set m random(0, 99)
 BEGIN;
 SELECT set_config('request.jwt.claims', bench.claims(bench.user_name(:u)), true);
-SELECT p ->> 'timestamp' AS fresh FROM sync_pull(:tok) AS p \gset
+SELECT p ->> 'timestamp' AS fresh
+  FROM sync_pull(:tok, client_id => CASE WHEN :named = 1 THEN 'device-' || :u END) AS p \gset
 SELECT bench.mixed_doc(:u, :m) AS doc \gset
-SELECT sync_push(:doc, :fresh);
+SELECT sync_push(:doc, :fresh, client_id => CASE WHEN :named = 1 THEN 'device-' || :u END);
 COMMIT;

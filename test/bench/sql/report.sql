@@ -37,9 +37,9 @@ CREATE FUNCTION pg_temp.metric(c text, i text, k text) RETURNS float8 LANGUAGE s
 CREATE FUNCTION pg_temp.yes(b boolean) RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN b THEN 'yes' WHEN NOT b THEN '**no**' ELSE '—' END $$;
 
-CREATE FUNCTION pg_temp.pct(s int, q float8) RETURNS float8 LANGUAGE sql STABLE AS $$
+CREATE FUNCTION pg_temp.pct(r text, s int, q float8) RETURNS float8 LANGUAGE sql STABLE AS $$
     SELECT percentile_cont(q) WITHIN GROUP (ORDER BY us) / 1000.0
-      FROM bench.mixed_log WHERE s IS NULL OR script = s $$;
+      FROM bench.mixed_log WHERE run = r AND (s IS NULL OR script = s) $$;
 
 CREATE TEMP TABLE lines (n serial, line text);
 
@@ -122,21 +122,29 @@ SELECT pg_temp.row(v.label,
                (2, 'write_update', 'Write overhead: single-row UPDATE (pgbench TPS, avg latency)')) AS v(o, c, label)
  ORDER BY v.o;
 
-SELECT pg_temp.row(format('Mixed load: %s pgbench clients, 90%% pulls / 10%% pushes of 10 records, %s s; pull tokens %s–%s ms old',
-                          :clients, pg_temp.metric('mixed', 'pg_sync', 'secs'),
-                          pg_temp.metric('mixed', 'pg_sync', 'token_age_ms'), 2 * pg_temp.metric('mixed', 'pg_sync', 'token_age_ms')),
+SELECT pg_temp.row(format('Mixed load: %s pgbench clients, 90%% pulls / 10%% pushes of 10 records, %s s; pull tokens %s–%s ms old%s',
+                          :clients, pg_temp.metric(v.c, 'pg_sync', 'secs'),
+                          pg_temp.metric(v.c, 'pg_sync', 'token_age_ms'), 2 * pg_temp.metric(v.c, 'pg_sync', 'token_age_ms'),
+                          v.extra),
        format('%s TPS; pull p50 %s / p99 %s ms; push p50 %s / p99 %s ms; %s failed, %s server errors; %s checkpoints recorded (%s/s)',
-              to_char(pg_temp.metric('mixed', 'pg_sync', 'tps'), 'FM999999'),
-              pg_temp.ms(pg_temp.pct(0, 0.5)), pg_temp.ms(pg_temp.pct(0, 0.99)),
-              pg_temp.ms(pg_temp.pct(1, 0.5)), pg_temp.ms(pg_temp.pct(1, 0.99)),
-              coalesce(pg_temp.metric('mixed', 'pg_sync', 'failed')::text, '?'),
-              pg_temp.metric('mixed', 'pg_sync', 'server_errors'),
-              pg_temp.metric('mixed', 'pg_sync', 'checkpoints'),
-              to_char(pg_temp.metric('mixed', 'pg_sync', 'checkpoints') / pg_temp.metric('mixed', 'pg_sync', 'secs'), 'FM99990.0')),
-       '—', '—', '—', '—', 'TPS, p50/p99 reported; no errors',
-       pg_temp.yes(pg_temp.metric('mixed', 'pg_sync', 'pgbench_rc') = 0
-                   AND coalesce(pg_temp.metric('mixed', 'pg_sync', 'failed'), 0) = 0
-                   AND pg_temp.metric('mixed', 'pg_sync', 'server_errors') = 0));
+              to_char(pg_temp.metric(v.c, 'pg_sync', 'tps'), 'FM999999'),
+              pg_temp.ms(pg_temp.pct(v.c, 0, 0.5)), pg_temp.ms(pg_temp.pct(v.c, 0, 0.99)),
+              pg_temp.ms(pg_temp.pct(v.c, 1, 0.5)), pg_temp.ms(pg_temp.pct(v.c, 1, 0.99)),
+              coalesce(pg_temp.metric(v.c, 'pg_sync', 'failed')::text, '?'),
+              pg_temp.metric(v.c, 'pg_sync', 'server_errors'),
+              pg_temp.metric(v.c, 'pg_sync', 'checkpoints'),
+              to_char(pg_temp.metric(v.c, 'pg_sync', 'checkpoints') / pg_temp.metric(v.c, 'pg_sync', 'secs'), 'FM99990.0')),
+       '—', '—', '—',
+       CASE WHEN v.c = 'mixed_named' THEN pg_temp.x(pg_temp.metric('mixed_named', 'pg_sync', 'tps'),
+                                                     pg_temp.metric('mixed', 'pg_sync', 'tps')) || ' the TPS without devices'
+            ELSE '—' END,
+       v.target,
+       pg_temp.yes(pg_temp.metric(v.c, 'pg_sync', 'pgbench_rc') = 0
+                   AND coalesce(pg_temp.metric(v.c, 'pg_sync', 'failed'), 0) = 0
+                   AND pg_temp.metric(v.c, 'pg_sync', 'server_errors') = 0))
+  FROM (VALUES (1, 'mixed', '', 'TPS, p50/p99 reported; no errors'),
+               (2, 'mixed_named', '; every call names its device (client_id)', 'TPS reported next to the run without devices; no errors')) AS v(o, c, extra, target)
+ ORDER BY v.o;
 
 SELECT pg_temp.row(format('End to end: empty pulls through the edge function (Deno), %s connections, autocannon, %s s',
                           pg_temp.metric('http', 'pg_sync', 'conns'), pg_temp.metric('http', 'pg_sync', 'secs')),
