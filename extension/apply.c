@@ -481,6 +481,7 @@ typedef struct WriteBatch
 	PushRecord **recs;
 	int			n;
 	bool	   *failed;			/* per_record: the records the replay rejected */
+	int			ok_rc;			/* the SPI result code of the plan's success */
 } WriteBatch;
 
 /* The argument of the batch's plan for records from..from+n-1. */
@@ -595,7 +596,7 @@ run_write(WriteBatch *b)
 		}
 		SPI_tuptable = all;
 		SPI_processed = nall;
-		return b->deletes ? SPI_OK_DELETE : rc;
+		return b->ok_rc;		/* (also when every record was rejected) */
 	}
 
 	if (b->n == 1)
@@ -664,6 +665,7 @@ write_deletes(PushTable *pt)
 	b.recs = recs;
 	b.n = n;
 	b.failed = palloc0(sizeof(bool) * (n + 1));
+	b.ok_rc = SPI_OK_DELETE;
 	rc = run_write(&b);
 	sync_check_spi(rc, SPI_OK_DELETE, "deleting rows");
 	pt->deleted += SPI_processed;
@@ -752,6 +754,7 @@ write_rows(PushTable *pt)
 				HTAB	   *inserted = sync_idset_create();
 
 				b.plan = wp->insert_plan;
+				b.ok_rc = SPI_OK_INSERT_RETURNING;
 				rc = run_write(&b);
 				sync_check_spi(rc, SPI_OK_INSERT_RETURNING, "inserting rows");
 				pt->created += SPI_processed;
@@ -794,6 +797,7 @@ write_rows(PushTable *pt)
 			else if (wp->update_plan)
 			{
 				b.plan = wp->update_plan;
+				b.ok_rc = SPI_OK_UPDATE;
 				rc = run_write(&b);
 				sync_check_spi(rc, SPI_OK_UPDATE, "updating rows");
 				pt->updated += SPI_processed;

@@ -135,6 +135,19 @@ sync_owner_enter(SyncOwnerCtx *ctx)
 						   ctx->save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 }
 
+/*
+ * SQL: _pg_sync.calling_role() — the role that called pg_sync's SECURITY
+ * DEFINER functions: the session's role as SET ROLE left it (PostgREST's
+ * per-request role), which a SECURITY DEFINER call does not change the way
+ * it changes current_user. Checks of "must own the table" go by it.
+ */
+PG_FUNCTION_INFO_V1(sync_calling_role);
+Datum
+sync_calling_role(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_OID(GetOuterUserId());
+}
+
 /* Returns to the caller's identity and search_path saved by sync_owner_enter. */
 void
 sync_owner_leave(SyncOwnerCtx *ctx)

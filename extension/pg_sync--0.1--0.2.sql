@@ -105,6 +105,9 @@ CREATE TABLE _pg_sync.prunes (
 CREATE FUNCTION _pg_sync.oldest_xmin() RETURNS xid8
     AS 'MODULE_PATHNAME', 'sync_oldest_xmin' LANGUAGE C STRICT VOLATILE;
 
+CREATE FUNCTION _pg_sync.calling_role() RETURNS oid
+    AS 'MODULE_PATHNAME', 'sync_calling_role' LANGUAGE C STRICT STABLE;
+
 -- Checks a conflict policy and its options for a table and returns the
 -- options with every default filled in (what the C side reads). Errors name
 -- the problem: 22023 for an unknown policy, option, rule or a wrong type,
@@ -157,6 +160,10 @@ BEGIN
     IF options ? 'push_mode' AND coalesce(options->>'push_mode', '') NOT IN ('all', 'per_record') THEN
         RAISE EXCEPTION 'option "push_mode" must be "all" or "per_record"' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF options ? 'columns' AND jsonb_typeof(options->'columns') <> 'object' THEN
+        RAISE EXCEPTION 'option "columns" must be an object of column names and rules'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
 
     -- the timestamp of last_write_wins, and of merge's "latest"
     IF conflict_policy = 'last_write_wins'
@@ -195,10 +202,6 @@ BEGIN
 
     IF conflict_policy = 'merge' THEN
         rules := coalesce(options->'columns', '{}');
-        IF jsonb_typeof(rules) <> 'object' THEN
-            RAISE EXCEPTION 'option "columns" must be an object of column names and rules'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
         IF coalesce(options->>'default', 'client') NOT IN ('client', 'server', 'latest', 'max', 'min') THEN
             RAISE EXCEPTION 'option "default" must be client, server, latest, max or min'
                 USING ERRCODE = 'invalid_parameter_value';
@@ -335,7 +338,7 @@ BEGIN
         RAISE EXCEPTION 'temporary table "%" cannot be synced', table_name
             USING ERRCODE = 'wrong_object_type';
     END IF;
-    IF NOT pg_has_role(session_user, rel.relowner, 'USAGE') THEN
+    IF NOT pg_has_role(_pg_sync.calling_role(), rel.relowner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', table_name
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -428,7 +431,7 @@ BEGIN
         RAISE EXCEPTION 'table "%" is not registered', table_name
             USING ERRCODE = 'undefined_object';
     END IF;
-    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = table_name), 'USAGE') THEN
+    IF NOT pg_has_role(_pg_sync.calling_role(), (SELECT relowner FROM pg_class WHERE oid = table_name), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', table_name
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -663,13 +666,21 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'table "%" is not registered', table_name USING ERRCODE = 'undefined_object';
     END IF;
-    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = table_name), 'USAGE') THEN
+    IF NOT pg_has_role(_pg_sync.calling_role(), (SELECT relowner FROM pg_class WHERE oid = table_name), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', table_name USING ERRCODE = 'insufficient_privilege';
     END IF;
     policy := coalesce(conflict_policy, reg.conflict_policy);
-    -- kept options: those of every policy (a new policy's own come with it)
-    opts := coalesce(options, reg.options - ARRAY['timestamp_column', 'version_column', 'on_conflict',
-                                                  'columns', 'default', 'function']);
+    -- options NULL keeps them: all of them under the same policy, those of
+    -- every policy (name, pull_only, push_mode) under a new one; options
+    -- given replace them
+    IF options IS NOT NULL THEN
+        opts := options;
+    ELSIF policy = reg.conflict_policy THEN
+        opts := reg.options;
+    ELSE
+        opts := reg.options - ARRAY['timestamp_column', 'version_column', 'on_conflict',
+                                    'columns', 'default', 'function'];
+    END IF;
     IF options ? 'name' AND options->'name' IS DISTINCT FROM to_jsonb(reg.name) THEN
         RAISE EXCEPTION 'the client name of table "%" cannot change', table_name
             USING ERRCODE = 'invalid_parameter_value',
@@ -679,9 +690,11 @@ BEGIN
     IF reg.options ? 'name' THEN
         opts := opts || jsonb_build_object('name', reg.options->'name');
     END IF;
-    IF policy = 'custom' AND options IS NULL AND reg.conflict_policy = 'custom' THEN
-        -- the stored function is an oid: keep it
-        opts := opts || jsonb_build_object('function', (reg.options->>'function')::oid::regproc::text);
+    IF policy = 'custom' AND options IS NULL THEN
+        -- the stored function is an oid: keep it, by name
+        opts := opts || jsonb_build_object('function',
+            (SELECT format('%I.%I', n.nspname, p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE p.oid = (reg.options->>'function')::oid));
     END IF;
     opts := _pg_sync.check_options(table_name, reg.key_column, reg.owner_column, policy, opts);
     UPDATE _pg_sync.tables t SET conflict_policy = policy, options = opts WHERE t.relid = table_name;

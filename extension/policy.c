@@ -623,11 +623,27 @@ resolve_merge(PushTable *pt, PushRecord *r)
 		settle(r, SA_SKIP, "server");
 }
 
-/* custom: the function's row, or the server's. */
+/* Whether a record to write changes anything of the server's row. */
+static bool
+changes_server_row(PushTable *pt, PushRecord *r)
+{
+	SyncTable  *t = pt->t;
+	int			i;
+
+	if (!r->exists)
+		return true;
+	for (i = 0; i < t->ncols; i++)
+		if (r->set[i] && i != t->key && i != t->owner && t->cols[i].writable &&
+			!same_value(&t->cols[i], r->vals[i], r->nulls[i], r->server[i], r->server_nulls[i]))
+			return true;
+	return false;
+}
+
+/* custom: the function's row ("merged"), or the server's when it keeps that (NULL or the same row). */
 static void
 resolve_custom(PushTable *pt, PushRecord *r)
 {
-	if (custom_record(pt, r))
+	if (custom_record(pt, r) && changes_server_row(pt, r))
 		settle(r, SA_WRITE, "merged");
 	else
 		settle(r, SA_SKIP, "server");
@@ -646,6 +662,7 @@ resolve_insert_only(PushTable *pt, PushRecord *r)
 	if (r->rec == NULL)
 	{
 		r->action = SA_REJECT;
+		r->resolution = r->conflict ? "rejected" : NULL;
 		r->error = "records of this table cannot be deleted by clients";
 		return;
 	}
@@ -666,7 +683,8 @@ resolve_insert_only(PushTable *pt, PushRecord *r)
 			!same_value(&t->cols[i], r->vals[i], r->nulls[i], r->server[i], r->server_nulls[i]))
 		{
 			r->action = SA_REJECT;
-			r->resolution = "rejected";
+			/* listed with the conflicts only when the server's row is news to the client */
+			r->resolution = r->conflict ? "rejected" : NULL;
 			r->error = "records of this table cannot be changed once created";
 			return;
 		}

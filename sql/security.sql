@@ -119,6 +119,33 @@ SELECT body FROM announcements;
 SELECT count(*) AS cards FROM cards;
 
 RESET pg_sync.trusted_role;
+-- registering, altering and unregistering need the table's owner, also when
+-- the session's user could (a superuser or PostgREST's authenticator doing
+-- SET ROLE to the request's role): the role that calls is what counts
+GRANT EXECUTE ON FUNCTION sync_register_table(regclass, name, text, jsonb),
+                          sync_unregister_table(regclass),
+                          sync_alter_table(regclass, text, jsonb) TO regress_authenticated;
+CREATE TABLE strangers (id text PRIMARY KEY);
+BEGIN;
+SET LOCAL ROLE regress_authenticated;
+SELECT err($q$ SELECT sync_register_table('strangers') $q$);
+SELECT err($q$ SELECT sync_alter_table('notes', 'client_wins') $q$);
+SELECT err($q$ SELECT sync_unregister_table('notes') $q$);
+COMMIT;
+SELECT conflict_policy FROM _pg_sync.tables WHERE relid = 'notes'::regclass;
+SELECT count(*) AS strangers_registered FROM _pg_sync.tables WHERE relid = 'strangers'::regclass;
+-- a role that owns the table may, through SET ROLE as well
+ALTER TABLE strangers OWNER TO regress_authenticated;
+BEGIN;
+SET LOCAL ROLE regress_authenticated;
+SELECT sync_register_table('strangers');
+SELECT sync_alter_table('strangers', 'server_wins');
+SELECT sync_unregister_table('strangers');
+COMMIT;
+REVOKE EXECUTE ON FUNCTION sync_register_table(regclass, name, text, jsonb),
+                           sync_unregister_table(regclass),
+                           sync_alter_table(regclass, text, jsonb) FROM regress_authenticated;
+DROP TABLE strangers;
 SELECT sync_unregister_table(t) FROM unnest(ARRAY['notes', 'announcements', 'cards']::regclass[]) t;
 DROP TABLE notes, announcements, cards;
 REVOKE ALL ON tok FROM regress_anon, regress_authenticated, regress_service;
