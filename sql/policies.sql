@@ -141,7 +141,12 @@ SELECT err('SELECT * FROM sync_conflicts()');
 SELECT sync_alter_table('p_ver', options => '{"on_conflict": "server_wins"}');
 SELECT pull() IS NOT NULL AS pulled;
 DELETE FROM p_ver WHERE id = 'v2';
+UPDATE p_ver SET body = 'server edit' WHERE id = 'v1';
 SELECT res(push('{"p_ver": {"deleted": ["v1"], "updated": [{"id": "v2", "body": "client", "version": 1}]}}'));
+SELECT id, body FROM p_ver ORDER BY id;
+-- a delete of a row nobody changed since the token is no conflict
+SELECT pull() IS NOT NULL AS pulled;
+SELECT res(push('{"p_ver": {"deleted": ["v3"]}}'));
 SELECT id, body FROM p_ver ORDER BY id;
 
 ------------------------------------------------------------------------------
