@@ -231,7 +231,7 @@ sync_push_lock(PushTable *pt, SyncToken *tok)
 	char	  **ids = palloc(sizeof(char *) * (pt->nrecs + 1));
 	Datum		args[4];
 	char		argnulls[4];
-	bool		check_all = tok->id == 0 || pt->new_since_token;
+	bool		check_all = tok->id == 0 || tok->sees_nothing || pt->new_since_token;
 	bool		reads = sync_policy_reads_rows(t);
 	SyncOwnerCtx owner_ctx;
 	int			i,
@@ -809,6 +809,97 @@ write_rows(PushTable *pt)
 }
 
 /*
+ * Whether the device that pushed r has the row as written: the record was
+ * applied as pushed (no policy changed it, no timestamp clamped) and every
+ * column it sent was written from it. (Whether the table stored it as sent
+ * -- triggers, defaults, generated columns, types -- a pull tells by the
+ * hash.)
+ */
+static bool
+device_has_write(SyncTable *t, PushRecord *r)
+{
+	int			f,
+				i;
+
+	if (r->action != SA_WRITE || r->clamped || r->rec == NULL ||
+		(r->resolution != NULL && strcmp(r->resolution, "client") != 0))
+		return false;
+	for (f = 0; f < r->rec->nfields; f++)
+		for (i = 0; i < t->ncols; i++)
+			if (t->cols[i].synced && i != t->key && !r->set[i] &&
+				strcmp(t->cols[i].name, r->rec->fields[f].key) == 0)
+				return false;	/* sent, not written: a generated column, say */
+	return true;
+}
+
+/*
+ * Notes, for the records the device has as written, which device pushed
+ * them and a hash of what it has: its next pulls leave those rows out while
+ * they stay as they are. As the owner.
+ */
+static void
+note_origins(PushTable *pt)
+{
+	static SPIPlanPtr origin_plan = NULL;
+	SyncTable  *t = pt->t;
+	Datum	   *ids = palloc(sizeof(Datum) * (pt->nrecs + 1));
+	Datum	   *hashes = palloc(sizeof(Datum) * (pt->nrecs + 1));
+	Datum	   *cols = palloc(sizeof(Datum) * (pt->nrecs + 1));
+	Datum		args[6];
+	SyncOwnerCtx owner_ctx;
+	int			n = 0,
+				i,
+				c,
+				rc;
+
+	for (i = 0; i < pt->nrecs; i++)
+	{
+		PushRecord *r = &pt->recs[i];
+		char	   *cs;
+
+		if (!device_has_write(t, r))
+			continue;
+		/* the columns the record sent and the push wrote from it */
+		cs = colset_of(t, r);
+		for (c = 0; c < t->ncols; c++)
+		{
+			int			f;
+
+			for (f = 0; cs[c] == '1' && f < r->rec->nfields; f++)
+				if (strcmp(r->rec->fields[f].key, t->cols[c].name) == 0)
+					break;
+			if (cs[c] == '1' && f == r->rec->nfields)
+				cs[c] = '0';
+		}
+		ids[n] = CStringGetTextDatum(r->id);
+		hashes[n] = Int64GetDatum(sync_pushed_hash(t, r->id, r->rec, cs));
+		cols[n++] = CStringGetTextDatum(cs);
+	}
+	if (n == 0)
+		return;
+	sync_owner_enter(&owner_ctx);
+	if (origin_plan == NULL)
+	{
+		Oid			types[6] = {INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+
+		origin_plan = sync_prepare(
+			"UPDATE _pg_sync.row_meta m SET origin = $3, origin_hash = u.h, origin_cols = u.c"
+			"  FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(id, h, c)"
+			" WHERE m.table_id OPERATOR(pg_catalog.=) $1 AND m.owner OPERATOR(pg_catalog.=) $2"
+			"   AND m.id OPERATOR(pg_catalog.=) u.id", 6, types);
+	}
+	args[0] = Int32GetDatum(t->table_id);
+	args[1] = CStringGetTextDatum(pt->owner ? pt->owner : "");
+	args[2] = CStringGetTextDatum(pt->origin);
+	args[3] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[4] = PointerGetDatum(construct_array(hashes, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[5] = PointerGetDatum(construct_array(cols, n, TEXTOID, -1, false, TYPALIGN_INT));
+	rc = SPI_execute_plan(origin_plan, args, NULL, false, 0);
+	sync_check_spi(rc, SPI_OK_UPDATE, "noting what the device has");
+	sync_owner_leave(&owner_ctx);
+}
+
+/*
  * Write stage: deletes, then inserts, then updates, as the caller (GRANTs
  * and row-level security apply). Then the records of conflicts waiting in
  * the inbox are marked for the caller's next pull, which sends the server's
@@ -824,6 +915,8 @@ sync_push_write(PushTable *pt)
 
 	write_deletes(pt);
 	write_rows(pt);
+	if (pt->origin)
+		note_origins(pt);
 	for (i = 0; i < pt->nrecs; i++)
 	{
 		PushRecord *r = &pt->recs[i];

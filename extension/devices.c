@@ -343,8 +343,14 @@ pending_changes(const char *user, int64 token)
 	sync_owner_enter(&owner_ctx);
 	if (!sync_token_find(token, &tok))
 	{
-		sync_owner_leave(&owner_ctx);
-		return -1;
+		/* a page of a paged pull: what the pull's token had not seen */
+		SyncPage   *page = sync_page_find(token, false);
+
+		if (page == NULL || page->prev_id == 0 || !sync_token_find(page->prev_id, &tok))
+		{
+			sync_owner_leave(&owner_ctx);
+			return -1;
+		}
 	}
 	tables = sync_registry_load(&tok, AccessShareLock, NIL);
 	sync_owner_leave(&owner_ctx);

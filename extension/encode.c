@@ -70,6 +70,143 @@ sync_idset_has(HTAB *set, const char *id)
 	return hash_search(set, &id, HASH_FIND, NULL) != NULL;
 }
 
+/* --- rows a device already has (pushed by it, stored as pushed) --- */
+
+/* Creates an empty echo map in the current memory context. */
+HTAB *
+sync_echo_create(void)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(SyncEcho);
+	ctl.hash = idset_hash;
+	ctl.match = idset_match;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create("pg_sync echoes", 64, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* Notes that the device holds row id in the state of hash over the columns cols. */
+void
+sync_echo_add(HTAB *map, const char *id, int64 hash, const char *cols)
+{
+	bool		found;
+	SyncEcho   *e = hash_search(map, &id, HASH_ENTER, &found);
+	MemoryContext cxt = GetMemoryChunkContext(map);
+
+	e->id = MemoryContextStrdup(cxt, id);
+	e->hash = hash;
+	e->cols = MemoryContextStrdup(cxt, cols);
+}
+
+/*
+ * The hash of a row as a pull writes it, over the columns marked '1' in
+ * cols (one character per column of the descriptor; the key always): what
+ * a push notes for the device that pushed the row, and a pull compares with
+ * the row it is about to send. vals and nulls are by descriptor column.
+ */
+int64
+sync_row_hash(SyncTable *t, const char *id, Datum *vals, bool *nulls, const char *cols)
+{
+	StringInfoData buf;
+	int			i;
+	int64		h;
+
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, "{\"id\":", 6);
+	escape_json(&buf, id);
+	for (i = 0; i < t->ncols; i++)
+	{
+		if (i == t->key || !t->cols[i].synced || cols[i] != '1')
+			continue;
+		appendStringInfoChar(&buf, ',');
+		appendStringInfoString(&buf, t->cols[i].json_key);
+		sync_encode_value(&buf, &t->cols[i], vals[i], nulls[i]);
+	}
+	appendStringInfoChar(&buf, '}');
+	h = (int64) hash_bytes_extended((const unsigned char *) buf.data, buf.len, 0);
+	pfree(buf.data);
+	return h;
+}
+
+/*
+ * The hash a pull would compute for a row whose values a pull writes
+ * exactly as the device sent them: over the columns marked in cols, each
+ * pushed value in its canonical JSON text (strings escaped as a pull escapes
+ * them, numbers as sent). A stored value a pull writes otherwise (rounded,
+ * normalized, changed by a trigger) makes the hashes differ.
+ */
+int64
+sync_pushed_hash(SyncTable *t, const char *id, SyncRecord *rec, const char *cols)
+{
+	StringInfoData buf;
+	int			i,
+				f;
+	int64		h;
+
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, "{\"id\":", 6);
+	escape_json(&buf, id);
+	for (i = 0; i < t->ncols; i++)
+	{
+		if (i == t->key || !t->cols[i].synced || cols[i] != '1')
+			continue;
+		for (f = 0; f < rec->nfields; f++)
+			if (strcmp(rec->fields[f].key, t->cols[i].name) == 0)
+				break;
+		if (f == rec->nfields)
+			continue;
+		appendStringInfoChar(&buf, ',');
+		appendStringInfoString(&buf, t->cols[i].json_key);
+		switch (rec->fields[f].value.type)
+		{
+			case SV_NULL:
+				appendBinaryStringInfo(&buf, "null", 4);
+				break;
+			case SV_STRING:
+				escape_json(&buf, rec->fields[f].value.str);
+				break;
+			case SV_BOOL:
+				appendStringInfoString(&buf, rec->fields[f].value.bval ? "true" : "false");
+				break;
+			case SV_NUMBER:
+			case SV_COMPOUND:
+				appendStringInfoString(&buf, rec->fields[f].value.str);
+				break;
+		}
+	}
+	appendStringInfoChar(&buf, '}');
+	h = (int64) hash_bytes_extended((const unsigned char *) buf.data, buf.len, 0);
+	pfree(buf.data);
+	return h;
+}
+
+/* Whether the row in slot (synced columns in order) is what the device has. */
+static bool
+device_has_row(SyncTable *t, SyncEcho *e, TupleTableSlot *slot, const char *id)
+{
+	Datum	   *vals;
+	bool	   *nulls;
+	int			i,
+				n = 0;
+
+	if ((int) strlen(e->cols) != t->ncols)
+		return false;			/* the table's columns changed since the push */
+	vals = palloc0(sizeof(Datum) * t->ncols);
+	nulls = palloc0(sizeof(bool) * t->ncols);
+	for (i = 0; i < t->ncols; i++)
+	{
+		if (!t->cols[i].synced)
+			continue;
+		vals[i] = slot->tts_values[n];
+		nulls[i] = slot->tts_isnull[n];
+		n++;
+	}
+	return sync_row_hash(t, id, vals, nulls, e->cols) == e->hash;
+}
+
 /* A receiver that writes each row as a WatermelonDB raw record. */
 typedef struct SyncReceiver
 {
@@ -77,6 +214,7 @@ typedef struct SyncReceiver
 	SyncTable  *table;
 	SyncPullSink *sink;
 	MemoryContext rowcxt;
+	MemoryContext cxt;			/* the caller's: where last_id goes */
 } SyncReceiver;
 
 /* Writes one result row: key first as "id", then the synced columns. */
@@ -92,6 +230,12 @@ receive_row(TupleTableSlot *slot, DestReceiver *self)
 	int			i,
 				n;
 
+	if (sink->limit > 0 && sink->nread >= sink->limit)
+	{
+		sink->nread++;			/* one more than the limit: there is more */
+		return true;
+	}
+	sink->nread++;
 	slot_getallattrs(slot);
 	old = MemoryContextSwitchTo(r->rowcxt);
 	/* the query returns the synced columns in descriptor order */
@@ -105,6 +249,12 @@ receive_row(TupleTableSlot *slot, DestReceiver *self)
 			id = OutputFunctionCall(&t->cols[i].outfn, slot->tts_values[n]);
 		n++;
 	}
+	if (sink->limit > 0)
+	{
+		if (sink->last_id)
+			pfree(sink->last_id);
+		sink->last_id = MemoryContextStrdup(r->cxt, id);
+	}
 	if (sink->skip && sync_idset_has(sink->skip, id))
 	{
 		MemoryContextSwitchTo(old);
@@ -113,6 +263,18 @@ receive_row(TupleTableSlot *slot, DestReceiver *self)
 	}
 	if (sink->seen)
 		sync_idset_add(sink->seen, id);
+	if (sink->echo)
+	{
+		SyncEcho   *e = hash_search(sink->echo, &id, HASH_FIND, NULL);
+
+		if (e != NULL && device_has_row(t, e, slot, id))
+		{
+			sink->nechoed++;
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(r->rowcxt);
+			return true;
+		}
+	}
 
 	if (sink->nupdated++ > 0)
 		appendStringInfoChar(buf, ',');
@@ -201,6 +363,7 @@ sync_encode_query(SyncTable *t, SPIPlanPtr plan, Datum *values, const char *null
 	r.table = t;
 	r.sink = sink;
 	r.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "pg_sync row", ALLOCSET_SMALL_SIZES);
+	r.cxt = CurrentMemoryContext;
 
 	if (nargs > 0)
 	{

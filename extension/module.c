@@ -91,6 +91,19 @@ _PG_init(void)
 	sync_registry_init();
 }
 
+/*
+ * Whether the internal schema is 0.2's: between installing a new library
+ * and ALTER EXTENSION pg_sync UPDATE, the 0.1 schema is served (without
+ * pages and device states of rows).
+ */
+bool
+sync_schema_02(void)
+{
+	Oid			nsp = get_namespace_oid("_pg_sync", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("pages", nsp));
+}
+
 /* Oid of the role that owns the extension's internal schema. */
 static Oid
 sync_owner(void)

@@ -26,6 +26,14 @@ UPDATE _pg_sync.tables t
   FROM pg_catalog.pg_attribute a
  WHERE a.attrelid = t.relid AND a.attnum = t.key_attnum AND a.attname <> t.key_column;
 ALTER TABLE _pg_sync.tables ALTER COLUMN key_attnum SET NOT NULL;
+ALTER TABLE _pg_sync.tables ADD COLUMN replaced_xid xid8;
+
+-- Change records: which device holds which state of a pushed row, and keyed
+-- by owner first (a paged pull walks one owner's ids in order).
+ALTER TABLE _pg_sync.row_meta ADD COLUMN origin text, ADD COLUMN origin_hash bigint,
+                              ADD COLUMN origin_cols text;
+ALTER TABLE _pg_sync.row_meta DROP CONSTRAINT row_meta_pkey,
+                              ADD PRIMARY KEY (table_id, owner, id);
 
 -- The conflict inbox (first: the event trigger that forgets dropped tables uses it).
 CREATE TABLE _pg_sync.conflicts (
@@ -93,6 +101,28 @@ CREATE EVENT TRIGGER pg_sync_follow_renames ON ddl_command_end
 
 -- what sync_prune removes
 CREATE INDEX row_meta_tombstones ON _pg_sync.row_meta (xid) WHERE deleted;
+
+-- Paged pulls (sync_pull's page_size): a page token stands for a place in
+-- one pull -- the snapshot the pull is up to (base), the caller's token
+-- (prev), the tables and their kind, and where the page starts. Once
+-- answered, a page remembers where it ended and the token it handed out,
+-- so that asking again with the same page token gets the same page.
+CREATE TABLE _pg_sync.pages (
+    id         bigint PRIMARY KEY,  -- the page token (a checkpoint id, never a checkpoint)
+    user_id    text NOT NULL,       -- the caller ('' without a user id)
+    client_id  text,                -- the device, for leaving out its own rows
+    prev_id    bigint NOT NULL,     -- the caller's token (0: a first pull)
+    prev_snap  pg_snapshot,         -- its snapshot
+    base_snap  pg_snapshot NOT NULL,    -- the snapshot the whole pull is up to
+    tables     jsonb NOT NULL,      -- [{"name", "mode": "full"|"changes"|"columns", "columns": [...]}]
+    page_size  integer NOT NULL,
+    pos        integer NOT NULL,    -- the table the page starts in
+    after      text,                -- the last id sent in it (NULL: from its start)
+    end_pos    integer,             -- answered: where the page ended
+    end_after  text,
+    next_id    bigint,              -- answered: the token handed out with it
+    created_at timestamptz NOT NULL DEFAULT now()
+);
 
 -- Runs of sync_prune whose removals some running transaction may not see
 -- yet (it began before the run committed): such a transaction can still use
@@ -505,10 +535,12 @@ CREATE FUNCTION sync_pull(last_pulled_at bigint DEFAULT NULL,
                           schema_version integer DEFAULT NULL,
                           migration jsonb DEFAULT NULL,
                           user_id text DEFAULT NULL,
-                          client_id text DEFAULT NULL)
+                          client_id text DEFAULT NULL,
+                          page_size integer DEFAULT NULL,
+                          replacement_ok boolean DEFAULT false)
     RETURNS json
     AS 'MODULE_PATHNAME', 'sync_pull' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION sync_pull(bigint, integer, jsonb, text, text) IS
+COMMENT ON FUNCTION sync_pull(bigint, integer, jsonb, text, text, integer, boolean) IS
     'changes since a token, as a WatermelonDB pull result';
 
 CREATE FUNCTION sync_push(changes json, last_pulled_at bigint, user_id text DEFAULT NULL,
@@ -571,6 +603,16 @@ BEGIN
          WHERE c.created_at < now() - retain AND c.id <> newest
         RETURNING c.id, pg_snapshot_xmin(c.snap) AS xmin)
     SELECT count(*), max(gone.id), min(gone.xmin) INTO checkpoints, gone_max, gone_xmin FROM gone;
+    -- pages of paged pulls: as long as the tokens they stand for (their ids
+    -- then answer SY002 like removed checkpoints)
+    WITH gone AS (
+        DELETE FROM _pg_sync.pages g
+         USING (SELECT r.ctid FROM _pg_sync.pages r
+                 WHERE r.created_at < now() - retain FOR UPDATE SKIP LOCKED) old
+         WHERE g.ctid = old.ctid
+        RETURNING g.id, pg_snapshot_xmin(coalesce(g.prev_snap, g.base_snap)) AS xmin)
+    SELECT checkpoints + count(*), greatest(gone_max, max(gone.id)), least(gone_xmin, min(gone.xmin))
+      INTO checkpoints, gone_max, gone_xmin FROM gone;
     IF checkpoints > 0 THEN
         UPDATE _pg_sync.state SET pruned_max = greatest(pruned_max, gone_max);
         INSERT INTO _pg_sync.prunes (xid, min_xmin) VALUES (pg_current_xact_id(), gone_xmin);
@@ -579,9 +621,11 @@ BEGIN
     -- runs every transaction has seen commit protect nothing any more
     running := _pg_sync.oldest_xmin();
     DELETE FROM _pg_sync.prunes p WHERE p.xid < running;
+    -- (a page's pull still reads the changes between its two snapshots)
     horizon := least(running,
                      (SELECT min(pg_snapshot_xmin(c.snap)) FROM _pg_sync.checkpoints c),
-                     (SELECT min(p.min_xmin) FROM _pg_sync.prunes p));
+                     (SELECT min(p.min_xmin) FROM _pg_sync.prunes p),
+                     (SELECT min(pg_snapshot_xmin(coalesce(g.prev_snap, g.base_snap))) FROM _pg_sync.pages g));
 
     WITH gone AS (
         DELETE FROM _pg_sync.row_meta m
@@ -616,7 +660,7 @@ $$;
 COMMENT ON FUNCTION sync_prune(interval) IS
     'drops checkpoints, push ledger entries and devices older than the retention period, and the tombstones no token can need';
 
-SELECT _pg_sync.grant_like('sync_pull(bigint,integer,jsonb,text)', 'sync_pull(bigint, integer, jsonb, text, text)');
+SELECT _pg_sync.grant_like('sync_pull(bigint,integer,jsonb,text)', 'sync_pull(bigint, integer, jsonb, text, text, integer, boolean)');
 SELECT _pg_sync.grant_like('sync_push(json,bigint,text)', 'sync_push(json, bigint, text, text, text)');
 SELECT _pg_sync.grant_like('sync_prune(interval)', 'sync_prune(interval)');
 DROP FUNCTION _pg_sync.grant_like(text, regprocedure);
@@ -705,6 +749,40 @@ $$;
 COMMENT ON FUNCTION sync_alter_table(regclass, text, jsonb) IS
     'changes a synced table''s conflict policy and options, keeping its history and tokens';
 REVOKE ALL ON FUNCTION sync_alter_table(regclass, text, jsonb) FROM PUBLIC;
+
+-- Clients whose token is older than now get the table anew: by replacement
+-- when they pull with replacement_ok (rows they have that are not sent are
+-- removed on the device), else whole. For access the server cannot follow
+-- row by row (a row-level security policy that reads another table).
+CREATE FUNCTION sync_require_replacement(table_name regclass) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF table_name IS NULL THEN
+        RAISE EXCEPTION 'table_name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT FROM _pg_sync.tables t WHERE t.relid = table_name) THEN
+        RAISE EXCEPTION 'table "%" is not registered', table_name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT pg_has_role(_pg_sync.calling_role(), (SELECT relowner FROM pg_class WHERE oid = table_name), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', table_name USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    UPDATE _pg_sync.tables t SET replaced_xid = pg_current_xact_id() WHERE t.relid = table_name;
+END
+$$;
+COMMENT ON FUNCTION sync_require_replacement(regclass) IS
+    'makes every client that has not pulled since get the table anew (by replacement when it allows it)';
+REVOKE ALL ON FUNCTION sync_require_replacement(regclass) FROM PUBLIC;
+
+-- Realtime hints: which of the given users have changes in scope that a
+-- snapshot did not see. For a server that holds many clients' connections
+-- and polls for all of them in one call (the edge function's /sync/events).
+CREATE FUNCTION sync_changed_users(since text, user_ids text[])
+    RETURNS json
+    AS 'MODULE_PATHNAME', 'sync_changed_users' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_changed_users(text, text[]) IS
+    'the users among user_ids with changes since a position, and the position to ask from next';
+REVOKE ALL ON FUNCTION sync_changed_users(text, text[]) FROM PUBLIC;
 
 -- Devices: per user and client_id (the device's own id), what pulls and
 -- pushes that name it recorded. user_id '' is a device of callers with no

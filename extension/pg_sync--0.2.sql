@@ -53,7 +53,8 @@ CREATE TABLE _pg_sync.tables (
     registered_xid  xid8 NOT NULL DEFAULT pg_current_xact_id(),
     registered_at   timestamptz NOT NULL DEFAULT now(),
     key_attnum      smallint NOT NULL,   -- the key and owner columns themselves:
-    owner_attnum    smallint             -- they survive a rename (the names follow)
+    owner_attnum    smallint,            -- they survive a rename (the names follow)
+    replaced_xid    xid8                 -- sync_require_replacement(): tokens before it get the table anew
 );
 
 -- A registration counts from the transaction that writes it, also when
@@ -109,18 +110,47 @@ CREATE EVENT TRIGGER pg_sync_follow_renames ON ddl_command_end
 
 -- The last change of every row since registration: which top-level
 -- transaction wrote it, and whether it was a delete (a tombstone). A row
--- that changes owner leaves a tombstone under its old owner.
+-- that changes owner leaves a tombstone under its old owner. A push that
+-- names its device also notes which device holds which state of the row
+-- (origin, and a hash of the row as a pull would send the columns the
+-- device pushed): a pull leaves out a row the asking device already has.
+-- Keyed by owner first: a paged pull walks one owner's ids in order.
 CREATE TABLE _pg_sync.row_meta (
-    table_id integer NOT NULL,
-    id       text NOT NULL,
-    owner    text NOT NULL,
-    xid      xid8 NOT NULL,
-    deleted  boolean NOT NULL,
-    PRIMARY KEY (table_id, id, owner)
+    table_id    integer NOT NULL,
+    id          text NOT NULL,
+    owner       text NOT NULL,
+    xid         xid8 NOT NULL,
+    deleted     boolean NOT NULL,
+    origin      text,               -- the device that pushed the row: length(user):user client_id
+    origin_hash bigint,             -- hash of the row's JSON over origin_cols
+    origin_cols text,               -- '1'/'0' per column of the table: the columns pushed
+    PRIMARY KEY (table_id, owner, id)
 ) WITH (fillfactor = 90);
 CREATE INDEX row_meta_changes ON _pg_sync.row_meta (table_id, owner, xid);
 -- what sync_prune removes
 CREATE INDEX row_meta_tombstones ON _pg_sync.row_meta (xid) WHERE deleted;
+
+-- Paged pulls (sync_pull's page_size): a page token stands for a place in
+-- one pull -- the snapshot the pull is up to (base), the caller's token
+-- (prev), the tables and their kind, and where the page starts. Once
+-- answered, a page remembers where it ended and the token it handed out,
+-- so that asking again with the same page token gets the same page.
+CREATE TABLE _pg_sync.pages (
+    id         bigint PRIMARY KEY,  -- the page token (a checkpoint id, never a checkpoint)
+    user_id    text NOT NULL,       -- the caller ('' without a user id)
+    client_id  text,                -- the device, for leaving out its own rows
+    prev_id    bigint NOT NULL,     -- the caller's token (0: a first pull)
+    prev_snap  pg_snapshot,         -- its snapshot
+    base_snap  pg_snapshot NOT NULL,    -- the snapshot the whole pull is up to
+    tables     jsonb NOT NULL,      -- [{"name", "mode": "full"|"changes"|"columns", "columns": [...]}]
+    page_size  integer NOT NULL,
+    pos        integer NOT NULL,    -- the table the page starts in
+    after      text,                -- the last id sent in it (NULL: from its start)
+    end_pos    integer,             -- answered: where the page ended
+    end_after  text,
+    next_id    bigint,              -- answered: the token handed out with it
+    created_at timestamptz NOT NULL DEFAULT now()
+);
 
 -- Runs of sync_prune whose removals some running transaction may not see
 -- yet (it began before the run committed): such a transaction can still use
@@ -147,10 +177,12 @@ CREATE FUNCTION sync_pull(last_pulled_at bigint DEFAULT NULL,
                           schema_version integer DEFAULT NULL,
                           migration jsonb DEFAULT NULL,
                           user_id text DEFAULT NULL,
-                          client_id text DEFAULT NULL)
+                          client_id text DEFAULT NULL,
+                          page_size integer DEFAULT NULL,
+                          replacement_ok boolean DEFAULT false)
     RETURNS json
     AS 'MODULE_PATHNAME', 'sync_pull' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION sync_pull(bigint, integer, jsonb, text, text) IS
+COMMENT ON FUNCTION sync_pull(bigint, integer, jsonb, text, text, integer, boolean) IS
     'changes since a token, as a WatermelonDB pull result';
 
 CREATE FUNCTION sync_push(changes json, last_pulled_at bigint, user_id text DEFAULT NULL,
@@ -581,6 +613,16 @@ BEGIN
          WHERE c.created_at < now() - retain AND c.id <> newest
         RETURNING c.id, pg_snapshot_xmin(c.snap) AS xmin)
     SELECT count(*), max(gone.id), min(gone.xmin) INTO checkpoints, gone_max, gone_xmin FROM gone;
+    -- pages of paged pulls: as long as the tokens they stand for (their ids
+    -- then answer SY002 like removed checkpoints)
+    WITH gone AS (
+        DELETE FROM _pg_sync.pages g
+         USING (SELECT r.ctid FROM _pg_sync.pages r
+                 WHERE r.created_at < now() - retain FOR UPDATE SKIP LOCKED) old
+         WHERE g.ctid = old.ctid
+        RETURNING g.id, pg_snapshot_xmin(coalesce(g.prev_snap, g.base_snap)) AS xmin)
+    SELECT checkpoints + count(*), greatest(gone_max, max(gone.id)), least(gone_xmin, min(gone.xmin))
+      INTO checkpoints, gone_max, gone_xmin FROM gone;
     IF checkpoints > 0 THEN
         UPDATE _pg_sync.state SET pruned_max = greatest(pruned_max, gone_max);
         INSERT INTO _pg_sync.prunes (xid, min_xmin) VALUES (pg_current_xact_id(), gone_xmin);
@@ -589,9 +631,11 @@ BEGIN
     -- runs every transaction has seen commit protect nothing any more
     running := _pg_sync.oldest_xmin();
     DELETE FROM _pg_sync.prunes p WHERE p.xid < running;
+    -- (a page's pull still reads the changes between its two snapshots)
     horizon := least(running,
                      (SELECT min(pg_snapshot_xmin(c.snap)) FROM _pg_sync.checkpoints c),
-                     (SELECT min(p.min_xmin) FROM _pg_sync.prunes p));
+                     (SELECT min(p.min_xmin) FROM _pg_sync.prunes p),
+                     (SELECT min(pg_snapshot_xmin(coalesce(g.prev_snap, g.base_snap))) FROM _pg_sync.pages g));
 
     WITH gone AS (
         DELETE FROM _pg_sync.row_meta m
@@ -723,6 +767,40 @@ $$;
 COMMENT ON FUNCTION sync_alter_table(regclass, text, jsonb) IS
     'changes a synced table''s conflict policy and options, keeping its history and tokens';
 REVOKE ALL ON FUNCTION sync_alter_table(regclass, text, jsonb) FROM PUBLIC;
+
+-- Clients whose token is older than now get the table anew: by replacement
+-- when they pull with replacement_ok (rows they have that are not sent are
+-- removed on the device), else whole. For access the server cannot follow
+-- row by row (a row-level security policy that reads another table).
+CREATE FUNCTION sync_require_replacement(table_name regclass) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF table_name IS NULL THEN
+        RAISE EXCEPTION 'table_name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT FROM _pg_sync.tables t WHERE t.relid = table_name) THEN
+        RAISE EXCEPTION 'table "%" is not registered', table_name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT pg_has_role(_pg_sync.calling_role(), (SELECT relowner FROM pg_class WHERE oid = table_name), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', table_name USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    UPDATE _pg_sync.tables t SET replaced_xid = pg_current_xact_id() WHERE t.relid = table_name;
+END
+$$;
+COMMENT ON FUNCTION sync_require_replacement(regclass) IS
+    'makes every client that has not pulled since get the table anew (by replacement when it allows it)';
+REVOKE ALL ON FUNCTION sync_require_replacement(regclass) FROM PUBLIC;
+
+-- Realtime hints: which of the given users have changes in scope that a
+-- snapshot did not see. For a server that holds many clients' connections
+-- and polls for all of them in one call (the edge function's /sync/events).
+CREATE FUNCTION sync_changed_users(since text, user_ids text[])
+    RETURNS json
+    AS 'MODULE_PATHNAME', 'sync_changed_users' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sync_changed_users(text, text[]) IS
+    'the users among user_ids with changes since a position, and the position to ask from next';
+REVOKE ALL ON FUNCTION sync_changed_users(text, text[]) FROM PUBLIC;
 
 -- Devices: per user and client_id (the device's own id), what pulls and
 -- pushes that name it recorded. user_id '' is a device of callers with no

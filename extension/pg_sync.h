@@ -154,6 +154,7 @@ typedef struct SyncTable
 	SPIPlanPtr	full_plan;		/* all rows */
 	SPIPlanPtr	full_owner_plan;	/* rows of one owner */
 	SPIPlanPtr	byid_plan;		/* rows whose key is in an array */
+	SPIPlanPtr	page_plan;		/* a page of rows in key order (paged pulls) */
 	SPIPlanPtr	lock_plan;		/* lock rows whose key is in an array (and read them) */
 	SPIPlanPtr	delete_plan;	/* delete rows whose key is in an array */
 	SPIPlanPtr	exists_plan;	/* keys and owners of rows whose key is in an array */
@@ -185,6 +186,7 @@ typedef struct SyncTableRef
 	SyncTable  *desc;			/* NULL unless the call locked and opened it */
 	bool		vanished;		/* dropped after the call's snapshot was taken */
 	bool		new_since_token;	/* registered after the caller's token */
+	bool		replaced;		/* sync_require_replacement() after the caller's token */
 	uint64		registered_xid;	/* the transaction that registered it */
 } SyncTableRef;
 
@@ -197,6 +199,30 @@ typedef struct SyncSnap
 	uint64	   *xip;
 } SyncSnap;
 
+/*
+ * A page of a paged pull (pages.c): the row of _pg_sync.pages a page token
+ * names.
+ */
+typedef struct SyncPage
+{
+	int64		id;
+	char	   *user_id;		/* '' without a user id */
+	char	   *client_id;		/* NULL: none */
+	int64		prev_id;		/* the caller's token (0: a first pull) */
+	Datum		prev_snap;		/* its snapshot, when prev_id != 0 */
+	char	   *prev_text;
+	Datum		base_snap;		/* the snapshot the whole pull is up to */
+	char	   *base_text;
+	char	   *tables;			/* jsonb text: [{"name", "mode"}] */
+	int			page_size;
+	int			pos;			/* where the page starts: a table */
+	char	   *after;			/* and the last id sent in it (NULL: its start) */
+	bool		answered;		/* asked before: where it ended, what it answered */
+	int			end_pos;
+	char	   *end_after;
+	int64		next_id;
+} SyncPage;
+
 /* A token: a checkpoint (id 0: not recorded, or nothing seen) and its snapshot. */
 typedef struct SyncToken
 {
@@ -205,6 +231,8 @@ typedef struct SyncToken
 	char	   *snap_text;
 	SyncSnap	parsed;
 	bool		stale;			/* recorded longer than pg_sync.token_refresh ago */
+	SyncPage   *page;			/* a page token: the page (snap is the pull's prev) */
+	bool		sees_nothing;	/* a page token of a first pull: nothing counts as seen */
 } SyncToken;
 
 /* --- decoded push documents (decode.c) --- */
@@ -273,6 +301,7 @@ extern void sync_owner_leave(SyncOwnerCtx *ctx);
 extern SPIPlanPtr sync_prepare(const char *sql, int nargs, Oid *argtypes);
 extern void sync_check_spi(int rc, int expected, const char *what);
 extern bool sync_name_listed(List *names, const char *name);
+extern bool sync_schema_02(void);
 
 /* registry.c */
 extern List *sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names);
@@ -284,7 +313,7 @@ extern void sync_snap_parse(const char *text, SyncSnap *si);
 extern bool sync_snap_visible(const SyncSnap *si, uint64 xid);
 extern bool sync_snap_contains(const SyncSnap *b, const SyncSnap *a);
 extern bool sync_token_find(int64 token, SyncToken *out);
-extern void sync_token_resolve(int64 token, SyncToken *out);
+extern void sync_token_resolve(int64 token, SyncToken *out, bool *expired);
 extern bool sync_token_current(SyncToken *out);
 extern bool sync_token_newest(SyncToken *out);
 extern bool sync_token_can_record(void);
@@ -320,13 +349,80 @@ typedef struct SyncPullSink
 	StringInfo	updated;
 	int			nupdated;
 	struct HTAB *skip;			/* ids to leave out, or NULL */
-	struct HTAB *seen;			/* ids written, or NULL */
+	struct HTAB *seen;			/* ids read (written or echoes), or NULL */
+	struct HTAB *echo;			/* rows the device has (SyncEcho), or NULL */
+	int			nechoed;		/* rows left out for that */
+	int			limit;			/* > 0: rows after the first limit are not written */
+	int			nread;			/* rows the query returned */
+	char	   *last_id;		/* the id of the last row within the limit */
 } SyncPullSink;
+/* A row a device pushed and has as stored. */
+typedef struct SyncEcho
+{
+	char	   *id;
+	int64		hash;
+	char	   *cols;
+} SyncEcho;
+extern struct HTAB *sync_echo_create(void);
+extern void sync_echo_add(struct HTAB *map, const char *id, int64 hash, const char *cols);
+extern int64 sync_row_hash(SyncTable *t, const char *id, Datum *vals, bool *nulls, const char *cols);
+extern int64 sync_pushed_hash(SyncTable *t, const char *id, SyncRecord *rec, const char *cols);
 extern struct HTAB *sync_idset_create(void);
 extern void sync_idset_add(struct HTAB *set, const char *id);
 extern bool sync_idset_has(struct HTAB *set, const char *id);
 extern void sync_encode_query(SyncTable *t, SPIPlanPtr plan, Datum *values,
 							  const char *nulls, SyncPullSink *sink);
+
+/* --- a pull, table by table (pull.c, pages.c) --- */
+
+/* How a pull sends a table. */
+typedef enum PullMode
+{
+	PM_CHANGES,					/* the changes since the caller's token */
+	PM_FULL,					/* every live row */
+	PM_COLUMNS					/* the changes, and every row a migration's new column is set in */
+} PullMode;
+
+typedef struct PullTable
+{
+	SyncTableRef *ref;			/* NULL: gone since a paged pull began */
+	PullMode	mode;
+	bool		replace;		/* sent by replacement (the device drops what is not sent) */
+	bool		hidden;			/* the caller may not read it: replaced by nothing */
+	bool	   *new_cols;		/* PM_COLUMNS: per column, whether the migration added it */
+	const char *owner;			/* the scope: the caller's id, or '' for a shared table */
+	List	   *live;			/* ids to read */
+	StringInfoData deleted;		/* ids for "deleted", comma-separated JSON strings */
+	int			ndeleted;
+	struct HTAB *pending;		/* ids whose last change the answer does not include */
+	struct HTAB *echo;			/* rows the asking device has as they are (SyncEcho) */
+} PullTable;
+
+/* What a pull knows about its caller and the snapshots involved. */
+typedef struct PullCall
+{
+	const char *user;			/* NULL: none */
+	const char *client_id;		/* NULL: none */
+	const char *origin;			/* the device as row_meta.origin names it, or NULL */
+	SyncToken	prev;			/* the caller's token */
+	bool		can_record;		/* a read-write transaction on the primary */
+	int			page_size;		/* 0: not paged */
+	int			nechoed;		/* rows left out: the device has them */
+} PullCall;
+
+/* pull.c */
+extern void sync_pull_prepare_rows(SyncTable *t);
+extern void sync_pull_append_deleted(PullTable *pt, const char *id);
+extern struct HTAB *sync_pull_read_pending(PullTable *pt, SyncToken *upto);
+extern void sync_pull_read_rows(PullTable *pt, PullCall *call, SPIPlanPtr plan, Datum *args,
+								const char *nulls, SyncPullSink *sink);
+extern void sync_pull_send_live(StringInfo out, PullTable *pt, PullCall *call, SyncPullSink *sink);
+
+/* pages.c */
+extern SyncPage *sync_page_find(int64 token, bool lock);
+extern int64 sync_pull_paged(StringInfo out, PullCall *call, PullTable *pts, int ntables,
+							 SyncToken *base, bool *more);
+extern int64 sync_pull_next_page(StringInfo out, PullCall *call, bool *more);
 
 /* decode.c */
 extern SyncChanges *sync_decode_changes(const char *json, size_t len);
@@ -371,6 +467,7 @@ typedef struct PushTable
 	bool		new_since_token;	/* registered after the client's token */
 	const char *owner;			/* the caller as the owner column holds it; NULL: shared */
 	const char *user;			/* the caller's user id, or NULL */
+	const char *origin;			/* the pushing device as row_meta.origin names it, or NULL */
 	int			nrecs;
 	PushRecord *recs;			/* created and updated records, then deletes */
 	int64		created,

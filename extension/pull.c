@@ -2,12 +2,15 @@
  * pull.c — sync_pull: what changed since the caller's token, as one
  * WatermelonDB pull result read from one snapshot.
  *
- * Per table: a first pull (no token, a table registered after the token, or
- * a table named by a schema migration) reads every live row; a later pull
- * reads the change records whose writer is visible in the answer's snapshot
- * but was not in the caller's token, then the current state of those rows.
- * Live rows go in "updated" (see README: the client sets
- * sendCreatedAsUpdated), deleted ones in "deleted"; an id appears once.
+ * Per table (PullTable.mode): a first pull (no token, a table registered
+ * after the token, one named by a schema migration's "tables", one whose
+ * replacement was required) reads every live row; a later pull reads the
+ * change records whose writer is visible in the answer's snapshot but was
+ * not in the caller's token, then the current state of those rows; a
+ * migration's new columns add the rows in which one of them is set. Live
+ * rows go in "updated" (see README: the client sets sendCreatedAsUpdated),
+ * deleted ones in "deleted"; an id appears once. A device that names itself
+ * is not sent the rows it pushed and has as they are (row_meta.origin).
  *
  * Which snapshot the answer is up to:
  * - a transaction that may write answers up to its own snapshot: every change
@@ -19,6 +22,11 @@
  * - a read-only transaction or a hot standby cannot record checkpoints and
  *   answers up to the newest one it sees (rows written after it are left for
  *   a later pull, never skipped).
+ *
+ * With page_size, an answer that would hold more records is sent in pages
+ * (pages.c). A token that expired, with replacement_ok, gets every table by
+ * replacement instead of SY002; so does a table whose replacement was
+ * required, or that the caller may no longer read (then as an empty set).
  */
 #include "pg_sync.h"
 
@@ -26,6 +34,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
@@ -36,21 +45,25 @@
 
 PG_FUNCTION_INFO_V1(sync_pull);
 
-static SPIPlanPtr changes_plan = NULL;
-static SPIPlanPtr pending_plan = NULL;
-static SPIPlanPtr migration_plan = NULL;
+/* largest page_size */
+#define SYNC_MAX_PAGE_SIZE	1000000
 
-/* One table of a pull: what the change records say, read before the rows. */
-typedef struct PullTable
+static SPIPlanPtr changes_plan = NULL;
+static SPIPlanPtr changes_plan_01 = NULL;	/* (the 0.1 schema: no device states) */
+static SPIPlanPtr pending_plan = NULL;
+
+/* What a schema migration asks for (WatermelonDB's migration sync). */
+typedef struct Migration
 {
-	SyncTableRef *ref;
-	bool		full;			/* send every live row */
-	const char *owner;			/* the scope: the caller's id, or '' for a shared table */
-	List	   *live;			/* incremental: ids to read */
-	StringInfoData deleted;		/* ids for "deleted", comma-separated JSON strings */
-	int			ndeleted;
-	HTAB	   *pending;		/* full: ids whose last change the answer does not include */
-} PullTable;
+	List	   *tables;			/* client table names: sent whole */
+	List	   *columns;		/* MigrationColumns */
+} Migration;
+
+typedef struct MigrationColumns
+{
+	char	   *table;
+	List	   *columns;		/* column names */
+} MigrationColumns;
 
 /* The select list of a row query: the synced columns, in descriptor order. */
 static char *
@@ -73,12 +86,18 @@ select_list(SyncTable *t)
 	return buf.data;
 }
 
-/* Prepares (once per descriptor) the row queries of a table. */
-static void
-prepare_row_plans(SyncTable *t)
+/*
+ * Prepares (once per descriptor) the row queries of a table: by key, whole
+ * (of one owner), and a page of it in key order (pages.c).
+ */
+void
+sync_pull_prepare_rows(SyncTable *t)
 {
 	char	   *cols;
 	const char *key;
+	const char *scope = "";
+	Oid			types[4];
+	int			n = 0;
 
 	if (t->full_plan)
 		return;
@@ -88,66 +107,111 @@ prepare_row_plans(SyncTable *t)
 										 cols, t->qualname, key),
 								1, &t->cols[t->key].arraytypid);
 	if (t->owner >= 0)
+	{
 		t->full_owner_plan = sync_prepare(psprintf("SELECT %s FROM ONLY %s WHERE %s OPERATOR(pg_catalog.=) $1",
 												   cols, t->qualname,
 												   quote_identifier(t->cols[t->owner].name)),
 										  1, &t->cols[t->owner].typid);
+		scope = psprintf("%s OPERATOR(pg_catalog.=) $4 AND ", quote_identifier(t->cols[t->owner].name));
+	}
 	t->full_plan = sync_prepare(psprintf("SELECT %s FROM ONLY %s", cols, t->qualname), 0, NULL);
+	/* $1 after (exclusive), $2 up to (inclusive), $3 how many; $4 the owner */
+	types[n++] = t->cols[t->key].typid;
+	types[n++] = t->cols[t->key].typid;
+	types[n++] = INT8OID;
+	if (t->owner >= 0)
+		types[n++] = t->cols[t->owner].typid;
+	t->page_plan = sync_prepare(psprintf(
+		"SELECT %s FROM ONLY %s"
+		" WHERE %s($1 IS NULL OR %s OPERATOR(pg_catalog.>) $1)"
+		"   AND ($2 IS NULL OR %s OPERATOR(pg_catalog.<=) $2)"
+		" ORDER BY %s LIMIT $3",
+		cols, t->qualname, scope, key, key, key), n, types);
 }
 
-/* Appends an id to a comma-separated list of JSON strings. */
-static void
-append_deleted(StringInfo buf, int *n, const char *id)
+/* Appends an id to a table's "deleted" list. */
+void
+sync_pull_append_deleted(PullTable *pt, const char *id)
 {
-	if ((*n)++ > 0)
-		appendStringInfoChar(buf, ',');
-	escape_json(buf, id);
+	if (pt->ndeleted++ > 0)
+		appendStringInfoChar(&pt->deleted, ',');
+	escape_json(&pt->deleted, id);
 }
 
 /*
  * Runs the query for the change records of a table in scope whose writer is
  * visible in snapshot hi but not in lo (at most limit rows, 0: all). Results
- * in SPI_tuptable: id, deleted, xid. As the extension owner.
+ * in SPI_tuptable: id, deleted, xid, and for rows the asking device pushed
+ * (origin) the hash and columns of what it has. As the extension owner.
  */
 static void
-read_meta(PullTable *pt, SyncToken *lo, SyncToken *hi, long limit)
+read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limit)
 {
-	Datum		args[4];
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	int			rc;
 
-	if (changes_plan == NULL)
-	{
-		Oid			types[4] = {INT4OID, TEXTOID, PG_SNAPSHOTOID, PG_SNAPSHOTOID};
+	bool		v02 = sync_schema_02();
+	SPIPlanPtr *plan = v02 ? &changes_plan : &changes_plan_01;
 
-		changes_plan = sync_prepare(
-			"SELECT id, deleted, xid FROM _pg_sync.row_meta"
+	if (*plan == NULL)
+	{
+		Oid			types[5] = {INT4OID, TEXTOID, PG_SNAPSHOTOID, PG_SNAPSHOTOID, TEXTOID};
+
+		*plan = sync_prepare(psprintf(
+			"SELECT id, deleted, xid, %s"
+			"  FROM _pg_sync.row_meta"
 			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2"
 			"   AND xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($3)"
 			"   AND xid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax($4)"
 			"   AND NOT pg_catalog.pg_visible_in_snapshot(xid, $3)"
-			"   AND pg_catalog.pg_visible_in_snapshot(xid, $4)", 4, types);
+			"   AND pg_catalog.pg_visible_in_snapshot(xid, $4)",
+			v02 ? "CASE WHEN origin OPERATOR(pg_catalog.=) $5 THEN origin_hash END,"
+			"      CASE WHEN origin OPERATOR(pg_catalog.=) $5 THEN origin_cols END" :
+			"$5::pg_catalog.int8, $5"), 5, types);
 	}
 	args[0] = Int32GetDatum(pt->ref->desc->table_id);
 	args[1] = CStringGetTextDatum(pt->owner);
 	args[2] = lo->snap;
 	args[3] = hi->snap;
-	rc = SPI_execute_plan(changes_plan, args, NULL, true, limit);
+	if (call->origin && v02)
+		args[4] = CStringGetTextDatum(call->origin);
+	else
+		nulls[4] = 'n';
+	rc = SPI_execute_plan(*plan, args, nulls, true, limit);
 	sync_check_spi(rc, SPI_OK_SELECT, "reading changes");
+}
+
+/* Notes a change record's device state in the table's echo map (columns 4, 5). */
+static void
+note_echo(PullTable *pt, HeapTuple tup, TupleDesc td, const char *id)
+{
+	bool		isnull;
+	Datum		h = SPI_getbinval(tup, td, 4, &isnull);
+
+	if (isnull)
+		return;
+	if (pt->echo == NULL)
+		pt->echo = sync_echo_create();
+	sync_echo_add(pt->echo, id, DatumGetInt64(h), SPI_getvalue(tup, td, 5));
 }
 
 /*
  * Incremental: the changes between the caller's token and the answer's
  * snapshot; live ids to read, deleted ones listed. Clears *exact_newest when
  * one of them is not in checkpoint newest (which then cannot stand for this
- * answer).
+ * answer). With limit > 0 reads at most limit + 1 and returns how many it
+ * found; more than limit leaves the table's lists unfilled.
  */
-static void
-read_changes(PullTable *pt, SyncToken *prev, SyncToken *upto, SyncToken *newest,
-			 bool *exact_newest)
+static uint64
+read_changes(PullTable *pt, PullCall *call, SyncToken *upto, SyncToken *newest,
+			 bool *exact_newest, long limit)
 {
 	uint64		i;
 
-	read_meta(pt, prev, upto, 0);
+	read_meta(pt, call, &call->prev, upto, limit > 0 ? limit + 1 : 0);
+	if (limit > 0 && SPI_processed > (uint64) limit)
+		return SPI_processed;
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -159,25 +223,32 @@ read_changes(PullTable *pt, SyncToken *prev, SyncToken *upto, SyncToken *newest,
 		if (*exact_newest && !sync_snap_visible(&newest->parsed, xid))
 			*exact_newest = false;
 		if (DatumGetBool(SPI_getbinval(tup, td, 2, &isnull)))
-			append_deleted(&pt->deleted, &pt->ndeleted, id);
+			sync_pull_append_deleted(pt, id);
 		else
+		{
 			pt->live = lappend(pt->live, id);
+			note_echo(pt, tup, td, id);
+		}
 	}
+	return SPI_processed;
 }
 
 /*
- * Full: ids of rows in scope whose last change is not visible in the
- * answer's snapshot (a transaction's own writes, or rows written after the
- * checkpoint a read-only pull answers up to). They are left for a later pull.
+ * Ids of rows in scope whose last change is not visible in snapshot upto (a
+ * transaction's own writes, rows written after the checkpoint a read-only
+ * pull answers up to, or after the snapshot a paged pull is up to). Whole
+ * tables leave them for a later pull.
  */
-static HTAB *
-read_pending(PullTable *pt, SyncToken *upto)
+HTAB *
+sync_pull_read_pending(PullTable *pt, SyncToken *upto)
 {
 	Datum		args[3];
 	int			rc;
 	uint64		i;
 	HTAB	   *set = sync_idset_create();
+	SyncOwnerCtx owner_ctx;
 
+	sync_owner_enter(&owner_ctx);
 	if (pending_plan == NULL)
 	{
 		Oid			types[3] = {INT4OID, TEXTOID, PG_SNAPSHOTOID};
@@ -195,58 +266,235 @@ read_pending(PullTable *pt, SyncToken *upto)
 	sync_check_spi(rc, SPI_OK_SELECT, "reading pending changes");
 	for (i = 0; i < SPI_processed; i++)
 		sync_idset_add(set, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	sync_owner_leave(&owner_ctx);
 	return set;
 }
 
 /*
- * Full: whether checkpoint newest can stand for an answer that sends the
+ * Whole: whether checkpoint newest can stand for an answer that sends the
  * whole table as of snapshot upto: the table was registered before it, and
  * no change record in scope lies between the two.
  */
 static bool
-full_exact_at(PullTable *pt, SyncToken *newest, SyncToken *upto)
+full_exact_at(PullTable *pt, PullCall *call, SyncToken *newest, SyncToken *upto)
 {
-	if (!sync_snap_visible(&newest->parsed, pt->ref->registered_xid))
-		return false;
-	read_meta(pt, newest, upto, 1);
+	if (!sync_snap_visible(&newest->parsed, pt->ref->registered_xid) || pt->ref->replaced)
+		return false;			/* (newest may not know of the registration or the replacement) */
+	read_meta(pt, call, newest, upto, 1);
 	return SPI_processed == 0;
 }
 
-/* Client table names a schema migration asks to resend in full. */
-static List *
-migration_tables(Jsonb *migration)
+/* --- migrations --- */
+
+/* A member of a jsonb object, or NULL. */
+static JsonbValue *
+member(JsonbContainer *obj, const char *key)
 {
-	Datum		args[1];
-	int			rc;
-	uint64		i;
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
+}
+
+/* The strings of a JSON array member, or an error naming the place. */
+static List *
+string_array(JsonbValue *v, const char *place)
+{
 	List	   *out = NIL;
+	int			i,
+				n;
 
-	if (migration_plan == NULL)
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be an array of strings", place)));
+	n = JsonContainerSize(v->val.binary.data);
+	for (i = 0; i < n; i++)
 	{
-		Oid			types[1] = {JSONBOID};
+		JsonbValue *e = getIthJsonbValueFromContainer(v->val.binary.data, i);
 
-		migration_plan = sync_prepare(
-			"SELECT t FROM pg_catalog.jsonb_array_elements_text("
-			"         coalesce($1 OPERATOR(pg_catalog.->) 'tables', '[]')) AS t"
-			" UNION "
-			"SELECT c OPERATOR(pg_catalog.->>) 'table' FROM pg_catalog.jsonb_array_elements("
-			"         coalesce($1 OPERATOR(pg_catalog.->) 'columns', '[]')) AS c", 1, types);
+		if (e->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s[%d] must be a string", place, i)));
+		out = lappend(out, pnstrdup(e->val.string.val, e->val.string.len));
 	}
-	if (JsonContainerIsScalar(&migration->root) || JsonContainerIsArray(&migration->root))
+	return out;
+}
+
+/* Reads a migration document: {"from", "tables": [...], "columns": [{"table", "columns"}]}. */
+static Migration *
+read_migration(Jsonb *doc)
+{
+	Migration  *m = palloc0(sizeof(Migration));
+	JsonbValue *v;
+	int			i,
+				n;
+
+	if (JB_ROOT_IS_SCALAR(doc) || !JB_ROOT_IS_OBJECT(doc))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration must be a JSON object or null")));
-	args[0] = JsonbPGetDatum(migration);
-	rc = SPI_execute_plan(migration_plan, args, NULL, true, 0);
-	sync_check_spi(rc, SPI_OK_SELECT, "reading the migration");
-	for (i = 0; i < SPI_processed; i++)
+	if ((v = member(&doc->root, "tables")) != NULL && v->type != jbvNull)
+		m->tables = string_array(v, "migration.tables");
+	if ((v = member(&doc->root, "columns")) != NULL && v->type != jbvNull)
 	{
-		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("migration.columns must be an array")));
+		n = JsonContainerSize(v->val.binary.data);
+		for (i = 0; i < n; i++)
+		{
+			JsonbValue *e = getIthJsonbValueFromContainer(v->val.binary.data, i);
+			JsonbValue *tv,
+					   *cv;
+			MigrationColumns *mc;
 
-		if (name)
-			out = lappend(out, name);
+			if (e->type != jbvBinary || !JsonContainerIsObject(e->val.binary.data))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("migration.columns[%d] must be an object", i)));
+			tv = member(e->val.binary.data, "table");
+			if (tv == NULL || tv->type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("migration.columns[%d].table must be a string", i)));
+			cv = member(e->val.binary.data, "columns");
+			if (cv == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("migration.columns[%d].columns is missing", i)));
+			mc = palloc0(sizeof(MigrationColumns));
+			mc->table = pnstrdup(tv->val.string.val, tv->val.string.len);
+			mc->columns = string_array(cv, psprintf("migration.columns[%d].columns", i));
+			m->columns = lappend(m->columns, mc);
+		}
+	}
+	return m;
+}
+
+/*
+ * The columns of t a migration added, by column (NULL: none the server
+ * syncs; columns only the app has are ignored).
+ */
+static bool *
+migration_columns(Migration *m, SyncTable *t)
+{
+	bool	   *out = NULL;
+	ListCell   *lc,
+			   *lc2;
+	int			i;
+
+	foreach(lc, m->columns)
+	{
+		MigrationColumns *mc = lfirst(lc);
+
+		if (strcmp(mc->table, t->name) != 0)
+			continue;
+		foreach(lc2, mc->columns)
+		{
+			for (i = 0; i < t->ncols; i++)
+				if (i != t->key && t->cols[i].synced && strcmp(t->cols[i].name, lfirst(lc2)) == 0)
+				{
+					if (out == NULL)
+						out = palloc0(sizeof(bool) * t->ncols);
+					out[i] = true;
+				}
+		}
 	}
 	return out;
+}
+
+/*
+ * PM_COLUMNS: streams the rows in scope in which a new column is set (the
+ * device filled those columns with its own empty values), recording their ids.
+ */
+static void
+send_new_column_rows(PullTable *pt, SyncPullSink *sink)
+{
+	SyncTable  *t = pt->ref->desc;
+	StringInfoData q;
+	SPIPlanPtr	plan;
+	Datum		arg[1];
+	Oid			type;
+	int			i;
+	bool		first = true;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "SELECT %s FROM ONLY %s WHERE (", select_list(t), t->qualname);
+	for (i = 0; i < t->ncols; i++)
+		if (pt->new_cols[i])
+		{
+			appendStringInfo(&q, "%s%s IS NOT NULL", first ? "" : " OR ", quote_identifier(t->cols[i].name));
+			first = false;
+		}
+	appendStringInfoChar(&q, ')');
+	if (t->owner >= 0)
+	{
+		SyncColumn *oc = &t->cols[t->owner];
+
+		appendStringInfo(&q, " AND %s OPERATOR(pg_catalog.=) $1", quote_identifier(oc->name));
+		type = oc->typid;
+		arg[0] = InputFunctionCall(&oc->infn, (char *) pt->owner, oc->ioparam, oc->typmod);
+		plan = SPI_prepare(q.data, 1, &type);
+	}
+	else
+		plan = SPI_prepare(q.data, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "pg_sync: could not prepare \"%s\": %s", q.data, SPI_result_code_string(SPI_result));
+	sync_encode_query(t, plan, arg, NULL, sink);
+	SPI_freeplan(plan);
+}
+
+/* --- rows --- */
+
+/*
+ * Reads rows of a table with the caller's rights into the answer (a sink
+ * already set up), leaving out the rows the asking device has.
+ */
+void
+sync_pull_read_rows(PullTable *pt, PullCall *call, SPIPlanPtr plan, Datum *args,
+					const char *nulls, SyncPullSink *sink)
+{
+	sink->echo = pt->echo;
+	sync_encode_query(pt->ref->desc, plan, args, nulls, sink);
+	call->nechoed += sink->nechoed;
+	sink->nechoed = 0;
+}
+
+/*
+ * Sends the rows of pt->live (by key) into the answer; ids recorded as live
+ * that are not there (or not visible to the caller) go to "deleted".
+ * sink->seen may already hold ids sent otherwise: they are not read again.
+ */
+void
+sync_pull_send_live(StringInfo out, PullTable *pt, PullCall *call, SyncPullSink *sink)
+{
+	SyncTable  *t = pt->ref->desc;
+	int			n = 0,
+				i;
+	char	  **ids;
+	Datum		arg[1];
+	ListCell   *lc;
+
+	if (pt->live == NIL)
+		return;
+	ids = palloc(sizeof(char *) * list_length(pt->live));
+	if (sink->seen == NULL)
+		sink->seen = sync_idset_create();
+	foreach(lc, pt->live)
+		if (!sync_idset_has(sink->seen, lfirst(lc)))
+			ids[n++] = lfirst(lc);
+	if (n == 0)
+		return;
+	arg[0] = sync_ids_array(t, ids, n);
+	sync_pull_read_rows(pt, call, t->byid_plan, arg, NULL, sink);
+	for (i = 0; i < n; i++)
+		if (!sync_idset_has(sink->seen, ids[i]))
+			sync_pull_append_deleted(pt, ids[i]);
 }
 
 /*
@@ -254,7 +502,7 @@ migration_tables(Jsonb *migration)
  * the caller's rights; returns how many records it sent.
  */
 static int
-pull_rows(StringInfo out, PullTable *pt)
+pull_rows(StringInfo out, PullTable *pt, PullCall *call)
 {
 	SyncTable  *t = pt->ref->desc;
 	SyncPullSink sink;
@@ -263,9 +511,11 @@ pull_rows(StringInfo out, PullTable *pt)
 	sink.updated = out;			/* rows stream straight into the result */
 	escape_json(out, t->name);
 	appendStringInfoString(out, ":{\"created\":[],\"updated\":[");
-	prepare_row_plans(t);
+	sync_pull_prepare_rows(t);
 
-	if (pt->full)
+	if (pt->hidden)
+		;						/* nothing: the device drops what it has */
+	else if (pt->mode == PM_FULL)
 	{
 		sink.skip = pt->pending;
 		if (t->owner >= 0)
@@ -279,23 +529,16 @@ pull_rows(StringInfo out, PullTable *pt)
 		else
 			sync_encode_query(t, t->full_plan, NULL, NULL, &sink);
 	}
-	else if (pt->live != NIL)
+	else
 	{
-		int			n = list_length(pt->live);
-		char	  **ids = palloc(sizeof(char *) * n);
-		Datum		arg[1];
-		ListCell   *lc;
-		int			i = 0;
-
-		foreach(lc, pt->live)
-			ids[i++] = lfirst(lc);
-		sink.seen = sync_idset_create();
-		arg[0] = sync_ids_array(t, ids, n);
-		sync_encode_query(t, t->byid_plan, arg, NULL, &sink);
-		/* recorded as live but not there (or not visible): gone for the caller */
-		for (i = 0; i < n; i++)
-			if (!sync_idset_has(sink.seen, ids[i]))
-				append_deleted(&pt->deleted, &pt->ndeleted, ids[i]);
+		if (pt->mode == PM_COLUMNS)
+		{
+			sink.skip = pt->pending;
+			sink.seen = sync_idset_create();
+			send_new_column_rows(pt, &sink);
+			sink.skip = NULL;
+		}
+		sync_pull_send_live(out, pt, call, &sink);
 	}
 
 	appendStringInfoString(out, "],\"deleted\":[");
@@ -304,40 +547,104 @@ pull_rows(StringInfo out, PullTable *pt)
 	return sink.nupdated + pt->ndeleted;
 }
 
-/* SQL: sync_pull(last_pulled_at, schema_version, migration, user_id, client_id) */
+/* The device as row_meta.origin names it: the user's length, the user, the client id. */
+static char *
+origin_of(const char *user, const char *client_id)
+{
+	if (client_id == NULL)
+		return NULL;
+	if (user == NULL)
+		user = "";
+	return psprintf("%d:%s%s", (int) strlen(user), user, client_id);
+}
+
+/* Whether the caller may read the table at all (table or every column). */
+static bool
+may_read(SyncTable *t)
+{
+	return pg_class_aclcheck(t->relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK ||
+		pg_attribute_aclcheck_all(t->relid, GetUserId(), ACL_SELECT, ACLMASK_ALL) == ACLCHECK_OK;
+}
+
+/* Appends "experimentalStrategy" when tables go by replacement. */
+static void
+append_strategy(StringInfo out, PullTable *pts, int ntables)
+{
+	int			i,
+				nreplaced = 0,
+				n = 0;
+
+	for (i = 0; i < ntables; i++)
+		nreplaced += pts[i].replace;
+	if (nreplaced == 0)
+		return;
+	if (nreplaced == ntables)
+	{
+		appendStringInfoString(out, ",\"experimentalStrategy\":\"replacement\"");
+		return;
+	}
+	appendStringInfoString(out, ",\"experimentalStrategy\":{\"default\":\"incremental\",\"override\":{");
+	for (i = 0; i < ntables; i++)
+		if (pts[i].replace)
+		{
+			if (n++ > 0)
+				appendStringInfoChar(out, ',');
+			escape_json(out, pts[i].ref->desc->name);
+			appendStringInfoString(out, ":\"replacement\"");
+		}
+	appendStringInfoString(out, "}}");
+}
+
+/*
+ * SQL: sync_pull(last_pulled_at, schema_version, migration, user_id,
+ * client_id, page_size, replacement_ok)
+ */
 Datum
 sync_pull(PG_FUNCTION_ARGS)
 {
 	int64		token = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
 	MemoryContext callcxt,
 				oldcxt;
-	SyncToken	prev,
-				cur,
+	PullCall	call;
+	SyncToken	cur,
 				newest;
 	SyncToken  *upto;			/* the snapshot the answer is up to */
 	bool		exact;			/* upto is the snapshot rows are read in */
-	bool		can_record;
 	bool		have_newest;
 	bool		exact_newest;	/* newest can stand for this answer */
+	bool		expired = false;
+	bool		replacement_ok = PG_NARGS() > 6 && !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
+	bool		more = false;
 	List	   *tables;
-	List	   *resend = NIL;
+	Migration  *migration = NULL;
 	PullTable  *pts;
 	int			ntables,
 				i;
 	ListCell   *lc;
-	char	   *user = NULL;
 	SyncOwnerCtx owner_ctx;
 	StringInfoData out;
 	text	   *result;
 	int			sent = 0;
 	bool		any_full = false;
+	bool		any_replace = false;
+	bool		any_columns = false;
 	int64		answer;
 	char	   *explicit_user = (PG_NARGS() > 3 && !PG_ARGISNULL(3)) ?
 		text_to_cstring(PG_GETARG_TEXT_PP(3)) : NULL;
-	char	   *client_id = (PG_NARGS() > 4 && !PG_ARGISNULL(4)) ?
-		text_to_cstring(PG_GETARG_TEXT_PP(4)) : NULL;
 	SyncDevice	dev;
 
+	memset(&call, 0, sizeof(call));
+	call.client_id = (PG_NARGS() > 4 && !PG_ARGISNULL(4)) ? text_to_cstring(PG_GETARG_TEXT_PP(4)) : NULL;
+	if (PG_NARGS() > 5 && !PG_ARGISNULL(5))
+	{
+		int32		ps = PG_GETARG_INT32(5);
+
+		if (ps < 1 || ps > SYNC_MAX_PAGE_SIZE)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("page_size must be between 1 and %d", SYNC_MAX_PAGE_SIZE)));
+		call.page_size = ps;
+	}
 	if (!PG_ARGISNULL(1) && PG_GETARG_INT32(1) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -349,17 +656,31 @@ sync_pull(PG_FUNCTION_ARGS)
 	SPI_connect();
 
 	if (!PG_ARGISNULL(2))
-		resend = migration_tables(PG_GETARG_JSONB_P(2));
+		migration = read_migration(PG_GETARG_JSONB_P(2));
 
 	/* the device: a deactivated one gets nothing */
-	if (client_id)
-		user = sync_current_user_id(explicit_user);
-	sync_device_open(&dev, user, client_id, false);
+	if (call.client_id)
+		call.user = sync_current_user_id(explicit_user);
+	sync_device_open(&dev, call.user, call.client_id, false);
+	call.can_record = sync_token_can_record();
 
-	/* who is calling: needed before any change record is read */
+	/* the caller's token: a checkpoint, a page of a paged pull, or expired */
 	sync_owner_enter(&owner_ctx);
-	sync_token_resolve(token, &prev);
-	tables = sync_registry_load(&prev, AccessShareLock, NIL);
+	sync_token_resolve(token, &call.prev, replacement_ok ? &expired : NULL);
+	sync_owner_leave(&owner_ctx);
+	if (call.prev.page)
+	{
+		if (call.user == NULL)
+			call.user = sync_current_user_id(explicit_user);
+		call.origin = origin_of(call.user, call.client_id);
+		answer = sync_pull_next_page(&out, &call, &more);
+		goto answered;
+	}
+	if (expired)
+		memset(&call.prev, 0, sizeof(call.prev));	/* replaced whole */
+
+	sync_owner_enter(&owner_ctx);
+	tables = sync_registry_load(&call.prev, AccessShareLock, NIL);
 	sync_owner_leave(&owner_ctx);
 	foreach(lc, tables)
 	{
@@ -367,45 +688,62 @@ sync_pull(PG_FUNCTION_ARGS)
 
 		if (ref->vanished)
 			tables = foreach_delete_current(tables, lc);	/* dropped meanwhile */
-		else if (ref->desc->owner >= 0 && user == NULL)
+		else if (ref->desc->owner >= 0 && call.user == NULL)
 		{
-			user = sync_current_user_id(explicit_user);
-			if (user == NULL)
+			call.user = sync_current_user_id(explicit_user);
+			if (call.user == NULL)
 				sync_no_user(ref->name);
 		}
 	}
-	if (user == NULL && explicit_user)
-		user = sync_current_user_id(explicit_user);
+	if (call.user == NULL && explicit_user)
+		call.user = sync_current_user_id(explicit_user);
+	call.origin = origin_of(call.user, call.client_id);
 
-	/* each table's scope: the caller's id as its owner column holds it */
+	/* each table's scope and how it is sent */
 	ntables = list_length(tables);
 	pts = palloc0(sizeof(PullTable) * (ntables + 1));
 	i = 0;
 	foreach(lc, tables)
 	{
 		PullTable  *pt = &pts[i++];
+		SyncTable  *t;
 
 		pt->ref = lfirst(lc);
-		pt->owner = pt->ref->desc->owner >= 0 ? sync_owner_text(pt->ref->desc, user) : "";
-		pt->full = prev.id == 0 || pt->ref->new_since_token ||
-			sync_name_listed(resend, pt->ref->desc->name);
+		t = pt->ref->desc;
+		pt->owner = t->owner >= 0 ? sync_owner_text(t, call.user) : "";
 		initStringInfo(&pt->deleted);
+		pt->mode = PM_CHANGES;
+		if (call.prev.id == 0 || pt->ref->new_since_token || pt->ref->replaced ||
+			(migration && sync_name_listed(migration->tables, t->name)))
+			pt->mode = PM_FULL;
+		else if (migration && (pt->new_cols = migration_columns(migration, t)) != NULL)
+			pt->mode = PM_COLUMNS;
+		if (replacement_ok && (expired || (pt->ref->replaced && call.prev.id != 0)))
+			pt->replace = true;
+		if (replacement_ok && token != 0 && !may_read(t))
+		{
+			/* no longer readable: the device drops the table's rows */
+			pt->mode = PM_FULL;
+			pt->replace = pt->hidden = true;
+		}
+		any_full |= pt->mode == PM_FULL && !pt->hidden;
+		any_replace |= pt->replace;
+		any_columns |= pt->mode == PM_COLUMNS;
 	}
 
 	/* the change records, as the owner */
 	sync_owner_enter(&owner_ctx);
 	exact = sync_token_current(&cur);
-	can_record = sync_token_can_record();
 	have_newest = sync_token_newest(&newest);
-	if (can_record)
+	if (call.can_record)
 		upto = &cur;
 	else
 	{
 		/* read-only: the newest checkpoint that contains the caller's view */
-		if (have_newest && (prev.id == 0 || sync_snap_contains(&newest.parsed, &prev.parsed)))
+		if (have_newest && (call.prev.id == 0 || sync_snap_contains(&newest.parsed, &call.prev.parsed)))
 			upto = &newest;
-		else if (prev.id != 0)
-			upto = &prev;
+		else if (call.prev.id != 0)
+			upto = &call.prev;
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -413,25 +751,71 @@ sync_pull(PG_FUNCTION_ARGS)
 					 errhint("Call sync_checkpoint() on the primary.")));
 		exact = false;
 	}
-	exact_newest = can_record && have_newest && !newest.stale &&
-		(prev.id == 0 || newest.id == prev.id || sync_snap_contains(&newest.parsed, &prev.parsed));
-
-	for (i = 0; i < ntables; i++)
-	{
-		PullTable  *pt = &pts[i];
-
-		if (pt->full)
-		{
-			any_full = true;
-			if (!exact)
-				pt->pending = read_pending(pt, upto);
-			if (exact_newest && !full_exact_at(pt, &newest, upto))
-				exact_newest = false;
-		}
-		else
-			read_changes(pt, &prev, upto, &newest, &exact_newest);
-	}
 	sync_owner_leave(&owner_ctx);
+
+	exact_newest = call.can_record && have_newest && !newest.stale && !any_columns &&
+		(call.prev.id == 0 || newest.id == call.prev.id ||
+		 sync_snap_contains(&newest.parsed, &call.prev.parsed));
+
+	/*
+	 * Paged: an answer by replacement or with a migration's columns is never
+	 * paged; whole tables always go through pages; changes only when there
+	 * are more than a page of them (read here, at most a page and one).
+	 */
+	if (call.page_size > 0 && !any_replace && !any_columns)
+	{
+		bool		overflow = any_full;
+		long		left = call.page_size;
+
+		sync_owner_enter(&owner_ctx);
+		for (i = 0; i < ntables && !overflow; i++)
+		{
+			uint64		n = read_changes(&pts[i], &call, upto, &newest, &exact_newest, left);
+
+			if (n > (uint64) left)
+				overflow = true;
+			else
+				left -= n;
+		}
+		sync_owner_leave(&owner_ctx);
+		if (overflow)
+		{
+			for (i = 0; i < ntables; i++)
+			{
+				pts[i].live = NIL;
+				resetStringInfo(&pts[i].deleted);
+				pts[i].ndeleted = 0;
+				pts[i].echo = NULL;
+			}
+			answer = sync_pull_paged(&out, &call, pts, ntables, upto, &more);
+			goto answered;
+		}
+	}
+	else
+	{
+		sync_owner_enter(&owner_ctx);
+		for (i = 0; i < ntables; i++)
+		{
+			PullTable  *pt = &pts[i];
+
+			if (pt->hidden)
+				continue;
+			if (pt->mode == PM_FULL || pt->mode == PM_COLUMNS)
+			{
+				if (!exact)
+				{
+					sync_owner_leave(&owner_ctx);
+					pt->pending = sync_pull_read_pending(pt, upto);
+					sync_owner_enter(&owner_ctx);
+				}
+				if (pt->mode == PM_FULL && exact_newest && !full_exact_at(pt, &call, &newest, upto))
+					exact_newest = false;
+			}
+			if (pt->mode != PM_FULL)
+				read_changes(pt, &call, upto, &newest, &exact_newest, 0);
+		}
+		sync_owner_leave(&owner_ctx);
+	}
 
 	/* the rows, with the caller's rights */
 	appendStringInfoString(&out, "{\"changes\":{");
@@ -439,16 +823,17 @@ sync_pull(PG_FUNCTION_ARGS)
 	{
 		if (i > 0)
 			appendStringInfoChar(&out, ',');
-		sent += pull_rows(&out, &pts[i]);
+		sent += pull_rows(&out, &pts[i], &call);
 	}
 
 	/* the token that stands for this answer */
-	if (!can_record)
+	if (!call.can_record)
 		answer = upto->id;
 	else if (exact_newest)
 		answer = newest.id;		/* idle and repeated pulls write nothing */
-	else if (prev.id != 0 && sent == 0 && !any_full && !prev.stale)
-		answer = prev.id;		/* nothing in scope since the caller's token */
+	else if (call.prev.id != 0 && sent == 0 && call.nechoed == 0 && !any_full && !any_columns &&
+			 !call.prev.stale)
+		answer = call.prev.id;	/* nothing in scope since the caller's token */
 	else
 	{
 		sync_owner_enter(&owner_ctx);
@@ -456,7 +841,11 @@ sync_pull(PG_FUNCTION_ARGS)
 		sync_owner_leave(&owner_ctx);
 		answer = cur.id;
 	}
-	appendStringInfo(&out, "},\"timestamp\":" INT64_FORMAT "}", answer);
+	appendStringInfo(&out, "},\"timestamp\":" INT64_FORMAT, answer);
+	append_strategy(&out, pts, ntables);
+	appendStringInfoChar(&out, '}');
+
+answered:
 	sync_device_pulled(&dev, answer);
 
 	SPI_finish();

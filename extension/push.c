@@ -399,7 +399,7 @@ sync_push(PG_FUNCTION_ARGS)
 
 	/* the token, and the tables (locked against DDL) */
 	sync_owner_enter(&owner_ctx);
-	sync_token_resolve(token, &tok);
+	sync_token_resolve(token, &tok, NULL);
 	tables = sync_registry_load(&tok, RowExclusiveLock, names);
 	sync_owner_leave(&owner_ctx);
 	foreach(lc, tables)
@@ -454,6 +454,8 @@ sync_push(PG_FUNCTION_ARGS)
 			user_known = true;
 		}
 		pt->user = user;
+		if (client_id)
+			pt->origin = psprintf("%d:%s%s", (int) strlen(user ? user : ""), user ? user : "", client_id);
 		if (pt->t->owner >= 0)
 		{
 			if (user == NULL)

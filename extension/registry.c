@@ -54,6 +54,8 @@ free_desc(SyncTable *t)
 		SPI_freeplan(t->full_owner_plan);
 	if (t->byid_plan)
 		SPI_freeplan(t->byid_plan);
+	if (t->page_plan)
+		SPI_freeplan(t->page_plan);
 	if (t->lock_plan)
 		SPI_freeplan(t->lock_plan);
 	if (t->delete_plan)
@@ -504,7 +506,11 @@ sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names)
 			"SELECT " REGISTRATION_COLUMNS ","
 			"       CASE WHEN $1 IS NULL THEN true"
 			"            ELSE NOT pg_catalog.pg_visible_in_snapshot(t.registered_xid, $1) END,"
-			"       t.registered_xid, c.relfilenode"
+			"       t.registered_xid, c.relfilenode,"
+			"       CASE WHEN $1 IS NULL THEN false"
+			"            ELSE (pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'replaced_xid') IS NOT NULL"
+			"             AND NOT pg_catalog.pg_visible_in_snapshot("
+			"                   (pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'replaced_xid')::pg_catalog.xid8, $1) END"
 			"  FROM _pg_sync.tables t"
 			"  LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid"
 			" ORDER BY t.table_id", 1, types);
@@ -532,6 +538,7 @@ sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names)
 		ref->relid = reg.relid;
 		ref->name = reg.name;
 		ref->new_since_token = newer;
+		ref->replaced = DatumGetBool(SPI_getbinval(tup, td, REGISTRATION_NCOLUMNS + 4, &isnull));
 		ref->registered_xid =
 			U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(tup, td, REGISTRATION_NCOLUMNS + 2, &isnull)));
 		out = lappend(out, ref);

@@ -194,7 +194,7 @@ sync_token_find(int64 token, SyncToken *out)
  *   later; the primary in READ COMMITTED always knows.
  */
 void
-sync_token_resolve(int64 token, SyncToken *out)
+sync_token_resolve(int64 token, SyncToken *out, bool *expired)
 {
 	int			rc;
 	bool		isnull;
@@ -208,8 +208,34 @@ sync_token_resolve(int64 token, SyncToken *out)
 	if (token == 0)
 		return;
 
+	if (expired)
+		*expired = false;
 	if (sync_token_find(token, out))
 		return;
+	if ((out->page = sync_page_find(token, false)) != NULL)
+	{
+		/*
+		 * A page token: as far as a push is concerned, the client has seen
+		 * what its token before the paged pull said (pages it applied since
+		 * only make later conflicts look like conflicts: never one missed).
+		 */
+		SyncPage   *page = out->page;
+
+		out->id = token;
+		if (page->prev_id != 0)
+		{
+			out->snap = page->prev_snap;
+			out->snap_text = page->prev_text;
+		}
+		else
+		{
+			out->snap_text = pstrdup("1:1:");
+			out->snap = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(out->snap_text));
+			out->sees_nothing = true;
+		}
+		sync_snap_parse(out->snap_text, &out->parsed);
+		return;
+	}
 	if (bounds_plan == NULL)
 	{
 		/* (pruned_max through to_jsonb: the query also runs on an 0.1 schema) */
@@ -242,11 +268,18 @@ sync_token_resolve(int64 token, SyncToken *out)
 						   RecoveryInProgress() ? "A hot standby" : "A REPEATABLE READ transaction"),
 				 errhint("Retry the pull in a new READ COMMITTED transaction on the primary.")));
 	if (token >= lineage && token <= pruned_max)
+	{
+		if (expired)
+		{
+			*expired = true;
+			return;
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNC_TOKEN_EXPIRED),
 				 errmsg("sync token " INT64_FORMAT " has expired", token),
 				 errdetail("Changes older than the retention period are no longer kept."),
 				 errhint("Reset the client: pull with last_pulled_at = null.")));
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_SYNC_TOKEN_UNKNOWN),
 			 errmsg("sync token " INT64_FORMAT " was not issued by this database", token),

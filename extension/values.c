@@ -335,6 +335,12 @@ value_to_datum(SyncColumn *col, SyncValue *v, bool *isnull)
 				ts = us - EPOCH_SHIFT_MS * 1000;
 				if (!IS_VALID_TIMESTAMP(ts))
 					millis_out_of_range(v->str);
+				/* a precision of the column's (timestamptz(0)) rounds, as a cast would */
+				if (col->typmod >= 0 && col->typid == col->basetypid)
+					ts = DatumGetTimestamp(DirectFunctionCall2(col->basetypid == TIMESTAMPOID ?
+															   timestamp_scale : timestamptz_scale,
+															   TimestampGetDatum(ts),
+															   Int32GetDatum(col->typmod)));
 				if (col->typid != col->basetypid)
 					return call_input(col,
 									  DatumGetCString(DirectFunctionCall1(col->basetypid == TIMESTAMPOID ? timestamp_out : timestamptz_out,

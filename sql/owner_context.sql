@@ -329,7 +329,7 @@ SET search_path = regress_evil, pg_catalog, public;
 SET request.jwt.claims = '{"sub": "regress_mallory_user"}';
 INSERT INTO public.oc_res VALUES ('incremental pull', sync_pull(:tok1));
 INSERT INTO public.oc_res VALUES ('migration pull',
-    sync_pull(:tok1, 2, '{"tables": ["oc_news"], "columns": [{"table": "oc_notes", "column": "n"}]}'));
+    sync_pull(:tok1, 2, '{"tables": ["oc_news"], "columns": [{"table": "oc_notes", "columns": ["n"]}]}'));
 SELECT public.oc_err($q$ SELECT sync_pull(1) $q$);
 RESET ROLE;
 RESET search_path;
