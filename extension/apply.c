@@ -684,28 +684,50 @@ colset_of(SyncTable *t, PushRecord *r)
 	return cs;
 }
 
-/* Whether the row of id is there and the caller's, locking it (a fresh look). */
+/*
+ * Whether the row of a record is there and the caller's, locking it (a
+ * fresh look); reads it for the policies that decide on the server's row.
+ */
 static bool
-visible_own(PushTable *pt, const char *id)
+visible_own(PushTable *pt, PushRecord *r)
 {
-	Datum		arg = sync_ids_array(pt->t, (char **) &id, 1);
-	int			rc = SPI_execute_plan(lock_plan(pt->t), &arg, NULL, false, 0);
+	SyncTable  *t = pt->t;
+	Datum		arg = sync_ids_array(t, &r->id, 1);
+	int			rc = SPI_execute_plan(lock_plan(t), &arg, NULL, false, 0);
+	HeapTuple	tup;
+	TupleDesc	td;
 	char	   *own;
+	int			c;
 
 	sync_check_spi(rc, SPI_OK_SELECT, "locking a row");
 	if (SPI_processed != 1)
 		return false;
-	own = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	return pt->owner == NULL || (own != NULL && strcmp(own, pt->owner) == 0);
+	tup = SPI_tuptable->vals[0];
+	td = SPI_tuptable->tupdesc;
+	own = SPI_getvalue(tup, td, 2);
+	if (pt->owner != NULL && (own == NULL || strcmp(own, pt->owner) != 0))
+		return false;
+	if (sync_policy_reads_rows(t))
+	{
+		r->server = palloc(sizeof(Datum) * t->ncols);
+		r->server_nulls = palloc(sizeof(bool) * t->ncols);
+		for (c = 0; c < t->ncols; c++)
+		{
+			r->server[c] = SPI_getbinval(tup, td, c + 3, &r->server_nulls[c]);
+			if (!r->server_nulls[c] && !t->cols[c].typbyval)
+				r->server[c] = datumCopy(r->server[c], false, t->cols[c].typlen);
+		}
+	}
+	return true;
 }
 
 /*
  * The inserts and updates of a table: one statement per run of records (in
  * id order) that write the same columns. A row that appeared between the
  * locks and the insert (a plain SQL insert committed meanwhile: pushes
- * serialise on their locks) is a conflict of its own: the record is updated
- * under client_wins, dropped under server_wins, and fails the push (SY001,
- * pull and push again) under the other policies.
+ * serialise on their locks) is a conflict of its own, locked, read and
+ * settled by the table's policy; what it decides to write is written in the
+ * update pass.
  */
 static void
 write_rows(PushTable *pt)
@@ -771,27 +793,29 @@ write_rows(PushTable *pt)
 					 * may not see (row-level security) or write, or one
 					 * written by someone else since.
 					 */
-					if (!visible_own(pt, r->id))
+					if (!visible_own(pt, r))
 					{
 						r->action = SA_REJECT;
 						r->error = "the record belongs to another user, or is not visible to the caller";
 						r->foreign = true;
 					}
-					else if (t->policy == SP_CLIENT_WINS || pt->force)
+					else if (pt->force)
 					{
 						r->exists = true;	/* updated in the next pass */
 						done[r - pt->recs] = false;
-						r->resolution = "client";
-						pt->conflicts++;
-					}
-					else if (t->policy == SP_SERVER_WINS)
-					{
-						r->action = SA_SKIP;
-						r->resolution = "server";
-						pt->conflicts++;
 					}
 					else
-						sync_conflict_error(t, r->id);
+					{
+						/* a conflict like any other: the table's policy settles it */
+						r->exists = true;
+						r->conflict = true;
+						sync_push_resolve_late(pt, r);
+						if (r->action == SA_WRITE)
+						{
+							done[r - pt->recs] = false;	/* updated in the next pass */
+							colsets[r - pt->recs] = colset_of(t, r);
+						}
+					}
 				}
 			}
 			else if (wp->update_plan)
@@ -915,6 +939,7 @@ sync_push_write(PushTable *pt)
 
 	write_deletes(pt);
 	write_rows(pt);
+	sync_queue_conflicts(pt);	/* those of rows that appeared while writing */
 	if (pt->origin)
 		note_origins(pt);
 	for (i = 0; i < pt->nrecs; i++)

@@ -36,8 +36,8 @@ sync_queue_conflicts(PushTable *pt)
 		bool		isnull;
 		int			rc;
 
-		if (r->action != SA_QUEUE)
-			continue;
+		if (r->action != SA_QUEUE || r->conflict_id != 0)
+			continue;			/* (queued already) */
 		sync_owner_enter(&owner_ctx);
 		if (queue_plan == NULL)
 		{

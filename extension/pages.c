@@ -597,7 +597,7 @@ sync_pull_next_page(StringInfo out, PullCall *call, bool *more)
 		walk(&w);
 		answer = page->next_id;
 		sync_owner_enter(&owner_ctx);
-		*more = sync_page_find(answer, false) != NULL;
+		*more = sync_page_find(answer, true) != NULL;	/* (a fresh look: it may have just committed) */
 		sync_owner_leave(&owner_ctx);
 	}
 	else

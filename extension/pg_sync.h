@@ -492,6 +492,7 @@ extern void sync_conflict_error(SyncTable *t, const char *id) pg_attribute_noret
 /* policy.c */
 extern bool sync_policy_reads_rows(SyncTable *t);
 extern void sync_push_resolve(PushTable *pt);
+extern void sync_push_resolve_late(PushTable *pt, PushRecord *r);
 extern char *sync_record_json(SyncTable *t, const char *id, SyncRecord *rec);
 extern char *sync_row_json(SyncTable *t, const char *id, Datum *vals, bool *nulls);
 

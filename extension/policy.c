@@ -691,6 +691,51 @@ resolve_insert_only(PushTable *pt, PushRecord *r)
 	r->action = SA_SKIP;		/* the same record again */
 }
 
+/* Decides what happens to one record; abort notes the smallest conflicting id in *first. */
+static void
+resolve_record(PushTable *pt, PushRecord *r, const char **first)
+{
+	SyncTable  *t = pt->t;
+
+	if (r->action == SA_REJECT)
+		return;					/* rejected already: another owner's row, a bad value */
+	if (t->policy == SP_LAST_WRITE_WINS || (t->policy == SP_MERGE && t->ts_col >= 0))
+		clamp_timestamp(pt, r);
+	if (t->policy == SP_INSERT_ONLY && !pt->force)
+	{
+		resolve_insert_only(pt, r);
+		return;
+	}
+	if (!r->conflict || pt->force)
+	{
+		r->action = r->rec ? SA_WRITE : SA_DELETE;
+		if (r->clamped)
+			r->resolution = "client";
+		return;
+	}
+	switch (t->policy == SP_VERSION ? t->on_conflict : t->policy)
+	{
+		case SP_ABORT:
+			if (*first == NULL || strcmp(r->id, *first) < 0)
+				*first = r->id;
+			break;
+		case SP_LAST_WRITE_WINS:
+			resolve_lww(pt, r);
+			break;
+		case SP_MERGE:
+			resolve_merge(pt, r);
+			break;
+		case SP_CUSTOM:
+			resolve_custom(pt, r);
+			break;
+		default:
+			resolve_plain(pt, r, t->policy == SP_VERSION ? t->on_conflict : t->policy);
+			break;
+	}
+	if (r->resolution && strcmp(r->resolution, "rejected") != 0)
+		pt->conflicts++;
+}
+
 /*
  * Decides what happens to every record of a table whose rows are locked,
  * after sync_push_lock() found the conflicts. abort fails the push on the
@@ -699,52 +744,29 @@ resolve_insert_only(PushTable *pt, PushRecord *r)
 void
 sync_push_resolve(PushTable *pt)
 {
-	SyncTable  *t = pt->t;
 	const char *first = NULL;
 	int			i;
 
 	for (i = 0; i < pt->nrecs; i++)
-	{
-		PushRecord *r = &pt->recs[i];
-
-		if (r->action == SA_REJECT)
-			continue;			/* rejected already: another owner's row, a bad value */
-		if (t->policy == SP_LAST_WRITE_WINS || (t->policy == SP_MERGE && t->ts_col >= 0))
-			clamp_timestamp(pt, r);
-		if (t->policy == SP_INSERT_ONLY && !pt->force)
-		{
-			resolve_insert_only(pt, r);
-			continue;
-		}
-		if (!r->conflict || pt->force)
-		{
-			r->action = r->rec ? SA_WRITE : SA_DELETE;
-			if (r->clamped)
-				r->resolution = "client";
-			continue;
-		}
-		switch (t->policy == SP_VERSION ? t->on_conflict : t->policy)
-		{
-			case SP_ABORT:
-				if (first == NULL || strcmp(r->id, first) < 0)
-					first = r->id;
-				break;
-			case SP_LAST_WRITE_WINS:
-				resolve_lww(pt, r);
-				break;
-			case SP_MERGE:
-				resolve_merge(pt, r);
-				break;
-			case SP_CUSTOM:
-				resolve_custom(pt, r);
-				break;
-			default:
-				resolve_plain(pt, r, t->policy == SP_VERSION ? t->on_conflict : t->policy);
-				break;
-		}
-		if (r->resolution && strcmp(r->resolution, "rejected") != 0)
-			pt->conflicts++;
-	}
+		resolve_record(pt, &pt->recs[i], &first);
 	if (first != NULL)
-		sync_conflict_error(t, first);
+		sync_conflict_error(pt->t, first);
+}
+
+/*
+ * A record whose row appeared between the push's locks and its insert (a
+ * plain SQL insert committed meanwhile, now locked and read): a conflict
+ * like any other, settled by the table's policy.
+ */
+void
+sync_push_resolve_late(PushTable *pt, PushRecord *r)
+{
+	const char *first = NULL;
+
+	r->action = SA_WRITE;
+	if (pt->t->policy == SP_VERSION)
+		r->conflict = true;		/* (its version cannot be the new row's) */
+	resolve_record(pt, r, &first);
+	if (first != NULL)
+		sync_conflict_error(pt->t, first);
 }
