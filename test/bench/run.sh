@@ -324,10 +324,12 @@ for _ in $(seq 1 120); do
   curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/" && break
   sleep 0.5
 done
-jwt=$(cd "$fn_dir" && JWT_SECRET=$secret "$here/node_modules/.bin/deno" run --quiet --allow-env --allow-read --allow-write=. dev_token.ts u00001)
-http_tok=$(curl -s -X POST "http://127.0.0.1:$HTTP_PORT/sync/pull" -H "authorization: Bearer $jwt" \
-           -d '{"lastPulledAt": null}' | sed -n 's/.*"timestamp":\([0-9]*\)}$/\1/p')
-[ -n "$http_tok" ] || { echo "edge function pull failed" >&2; cat "$out/edge_function.log" >&2; exit 1; }
+printf '%s\n' "$secret" >"$work/jwt_secret"
+jwt=$(node "$root/examples/dev/token.mjs" --secret-file "$work/jwt_secret" u00001)
+http_resp=$(curl -s -X POST "http://127.0.0.1:$HTTP_PORT/sync/pull" -H "authorization: Bearer $jwt" \
+             -d '{"lastPulledAt": null}')
+http_tok=$(sed -n 's/.*"timestamp":\([0-9]*\)}$/\1/p' <<<"$http_resp")
+[ -n "$http_tok" ] || { echo "edge function pull failed: ${http_resp:0:300}" >&2; cat "$out/edge_function.log" >&2; exit 1; }
 ac() {
   "$here/node_modules/.bin/autocannon" -j -c "$HTTP_CONNS" -d "$HTTP_SECS" -m POST \
     -H "authorization=Bearer $jwt" -H "content-type=application/json" -b "$2" "http://127.0.0.1:$HTTP_PORT$1" \
