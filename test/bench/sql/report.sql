@@ -41,6 +41,11 @@ CREATE FUNCTION pg_temp.pct(r text, s int, q float8) RETURNS float8 LANGUAGE sql
     SELECT percentile_cont(q) WITHIN GROUP (ORDER BY us) / 1000.0
       FROM bench.mixed_log WHERE run = r AND (s IS NULL OR script = s) $$;
 
+-- whether a case ran (CASES may leave some out)
+CREATE FUNCTION pg_temp.ran(c text) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT FROM bench.timing WHERE case_name = c)
+        OR EXISTS (SELECT FROM bench.metric WHERE case_name = c) $$;
+
 CREATE TEMP TABLE lines (n serial, line text);
 
 -- one row of the results table
@@ -63,7 +68,8 @@ SELECT pg_temp.row(format('First pull of one user''s %s rows', (SELECT to_char(h
        pg_temp.x(pg_temp.p50('first_pull', 'plpgsql'), pg_temp.p50('first_pull', 'pg_sync')),
        '≤ 1.25× limit; ≥ 1× baseline speed',
        pg_temp.yes(pg_temp.p50('first_pull', 'pg_sync') <= 1.25 * pg_temp.p50('first_pull', 'limit')
-                   AND pg_temp.p50('first_pull', 'pg_sync') <= pg_temp.p50('first_pull', 'plpgsql')));
+                   AND pg_temp.p50('first_pull', 'pg_sync') <= pg_temp.p50('first_pull', 'plpgsql')))
+ WHERE pg_temp.ran('first_pull');
 
 SELECT pg_temp.row(format('Incremental pull: %s changed rows of one user, %s rows / %s users; %s',
                           per_user, to_char(users::bigint * per_user + heavy, 'FM999,999,999'),
@@ -77,6 +83,7 @@ SELECT pg_temp.row(format('Incremental pull: %s changed rows of one user, %s row
   FROM bench.params,
        (VALUES (1, 'incr_write', 'the pull records a new checkpoint'),
                (2, 'incr_reuse', 'the pull reuses a younger checkpoint')) AS v(o, c, label)
+ WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
 SELECT pg_temp.row(format('Empty pull (nothing changed), same table; %s', v.label),
@@ -87,6 +94,7 @@ SELECT pg_temp.row(format('Empty pull (nothing changed), same table; %s', v.labe
        pg_temp.yes(pg_temp.p50(v.c, 'pg_sync') <= 0.3))
   FROM (VALUES (1, 'empty_write', 'the pull records a new checkpoint'),
                (2, 'empty_reuse', 'the pull reuses a younger checkpoint')) AS v(o, c, label)
+ WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
 SELECT pg_temp.row(v.label,
@@ -98,6 +106,7 @@ SELECT pg_temp.row(v.label,
                    AND pg_temp.p50(v.c, 'plpgsql') >= 3 * pg_temp.p50(v.c, 'pg_sync')))
   FROM (VALUES (1, 'push_1k', 'Push of 1,000 records (½ created, ¼ updated, ¼ deleted)'),
                (2, 'push_10k', 'Push of 10,000 records (same mix)')) AS v(o, c, label)
+ WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
 CREATE FUNCTION pg_temp.mem(i text) RETURNS text LANGUAGE sql STABLE AS $$
@@ -107,7 +116,8 @@ CREATE FUNCTION pg_temp.mem(i text) RETURNS text LANGUAGE sql STABLE AS $$
                   to_char((pg_temp.metric('push_10k_mem', i, 'anon_peak_kb') - pg_temp.metric('push_10k_mem', i, 'anon_before_kb')) / 1024, 'FM9990.0')) $$;
 SELECT pg_temp.row('Push of 10,000 records: backend memory',
        pg_temp.mem('pg_sync'), pg_temp.mem('limit'), pg_temp.mem('plpgsql'), '—', '—', 'reported',
-       pg_temp.yes(pg_temp.metric('push_10k_mem', 'pg_sync', 'hwm_kb') IS NOT NULL));
+       pg_temp.yes(pg_temp.metric('push_10k_mem', 'pg_sync', 'hwm_kb') IS NOT NULL))
+ WHERE pg_temp.ran('push_10k_mem');
 
 CREATE FUNCTION pg_temp.tps(c text, i text) RETURNS text LANGUAGE sql STABLE AS $$
     SELECT format('%s TPS (%s ms)', to_char(pg_temp.metric(c, i, 'tps'), 'FM999999'),
@@ -120,6 +130,7 @@ SELECT pg_temp.row(v.label,
        pg_temp.yes(pg_temp.metric(v.c, 'notes', 'tps') >= 0.8 * pg_temp.metric(v.c, 'notes_raw', 'tps')))
   FROM (VALUES (1, 'write_insert', 'Write overhead: single-row INSERT (pgbench TPS, avg latency)'),
                (2, 'write_update', 'Write overhead: single-row UPDATE (pgbench TPS, avg latency)')) AS v(o, c, label)
+ WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
 SELECT pg_temp.row(format('Mixed load: %s pgbench clients, 90%% pulls / 10%% pushes of 10 records, %s s; pull tokens %s–%s ms old%s',
@@ -144,6 +155,7 @@ SELECT pg_temp.row(format('Mixed load: %s pgbench clients, 90%% pulls / 10%% pus
                    AND pg_temp.metric(v.c, 'pg_sync', 'server_errors') = 0))
   FROM (VALUES (1, 'mixed', '', 'TPS, p50/p99 reported; no errors'),
                (2, 'mixed_named', '; every call names its device (client_id)', 'TPS reported next to the run without devices; no errors')) AS v(o, c, extra, target)
+ WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
 SELECT pg_temp.row(format('End to end: empty pulls through the edge function (Deno), %s connections, autocannon, %s s',
@@ -157,7 +169,8 @@ SELECT pg_temp.row(format('End to end: empty pulls through the edge function (De
        '—',
        format('%s× the ceiling''s req/s', to_char(pg_temp.metric('http', 'pg_sync', 'rps') / pg_temp.metric('http', 'ceiling', 'rps'), 'FM990.00')),
        '—', 'req/s and p99 reported; no errors',
-       pg_temp.yes(pg_temp.metric('http', 'pg_sync', 'non2xx') = 0 AND pg_temp.metric('http', 'pg_sync', 'errors') = 0));
+       pg_temp.yes(pg_temp.metric('http', 'pg_sync', 'non2xx') = 0 AND pg_temp.metric('http', 'pg_sync', 'errors') = 0))
+ WHERE pg_temp.ran('http');
 
 -- details
 INSERT INTO lines (line) VALUES
