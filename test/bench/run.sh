@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # pg_sync benchmark harness.
 #
-#   test/bench/run.sh            full run (about 6 minutes on 2 cores)
-#   QUICK=1 test/bench/run.sh    smoke run with small sizes (about 1 minute)
+#   test/bench/run.sh            full run (about 7 minutes on 2 cores)
+#   QUICK=1 test/bench/run.sh    smoke run with small sizes (about 1.5 minutes)
 #   CASES="pull push" test/bench/run.sh   only the cases named (see CASES below)
 #
 # Starts a PostgreSQL cluster of its own (port BENCH_PORT, default 54335, in a
@@ -20,10 +20,11 @@
 # REPS_PUSH10K, WRITE_SECS, WRITE_ROUNDS, WRITE_CLIENTS, MIXED_SECS,
 # MIXED_CLIENTS, MIXED_TOKEN_AGE_MS (the mixed load's pulls use tokens between
 # this and twice this old; 0: every pull uses the token of the client's
-# previous pull).
+# previous pull), REPS_CONFLICT1K, REPS_CONFLICT10K (repetitions of the
+# conflicting pushes, per policy), CF_ROWS (rows of each conflict-policy table).
 #
 # CASES: the cases to run, a space-separated subset of
-#   pull push memory write mixed http
+#   pull push memory write mixed http conflicts
 # (default: all). The data is loaded in full either way; the report lists
 # the cases that ran.
 set -euo pipefail
@@ -39,18 +40,20 @@ quick=${QUICK:-0}
 if [ "$quick" = 1 ]; then
   : "${USERS:=500}" "${PER_USER:=100}" "${HEAVY:=40000}"
   : "${REPS_FIRST:=3}" "${REPS_INCR:=5}" "${REPS_EMPTY:=20}" "${REPS_PUSH1K:=3}" "${REPS_PUSH10K:=1}"
+  : "${REPS_CONFLICT1K:=2}" "${REPS_CONFLICT10K:=1}"
   : "${WRITE_SECS:=3}" "${WRITE_ROUNDS:=1}" "${MIXED_SECS:=10}"
 else
   : "${USERS:=10000}" "${PER_USER:=100}" "${HEAVY:=100000}"
   : "${REPS_FIRST:=9}" "${REPS_INCR:=50}" "${REPS_EMPTY:=200}" "${REPS_PUSH1K:=15}" "${REPS_PUSH10K:=7}"
+  : "${REPS_CONFLICT1K:=5}" "${REPS_CONFLICT10K:=3}"
   : "${WRITE_SECS:=10}" "${WRITE_ROUNDS:=3}" "${MIXED_SECS:=60}"
 fi
-: "${WRITE_CLIENTS:=4}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}"
-: "${CASES:=pull push memory write mixed http}"
+: "${WRITE_CLIENTS:=4}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}" "${CF_ROWS:=10000}"
+: "${CASES:=pull push memory write mixed http conflicts}"
 for c in $CASES; do
   case $c in
-    pull | push | memory | write | mixed | http) ;;
-    *) echo "unknown case \"$c\" in CASES (known: pull push memory write mixed http)" >&2; exit 2 ;;
+    pull | push | memory | write | mixed | http | conflicts) ;;
+    *) echo "unknown case \"$c\" in CASES (known: pull push memory write mixed http conflicts)" >&2; exit 2 ;;
   esac
 done
 want() { [[ " $CASES " == *" $1 "* ]]; }
@@ -149,7 +152,7 @@ machine() {
   echo "- PostgreSQL: $(sql 'SHOW server_version')"
   echo "- pg_sync: $(sql "SELECT default_version FROM pg_available_extensions WHERE name = 'pg_sync'"), $ext_so (md5 $so_start…, $(date -u -r "$ext_so" '+%Y-%m-%d %H:%M UTC'))"
   echo "- source: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD -- extension 2>/dev/null || echo ' (extension/ has uncommitted changes)')"
-  echo "- mode: $([ "$quick" = 1 ] && echo 'QUICK (smoke sizes)' || echo full)$([ "$CASES" = "pull push memory write mixed http" ] || echo "; cases: $CASES")"
+  echo "- mode: $([ "$quick" = 1 ] && echo 'QUICK (smoke sizes)' || echo full)$([ "$CASES" = "pull push memory write mixed http conflicts" ] || echo "; cases: $CASES")"
   echo "- load average (1/5/15 min) before the run: $load_start (other work on the machine skews the results)"
   echo "- data: $USERS users x $PER_USER rows + user \"heavy\" with $HEAVY rows ($((USERS * PER_USER + HEAVY)) rows per table copy)"
   echo "- settings: $(sql "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
@@ -166,6 +169,7 @@ psql_ -v users="$USERS" -v per_user="$PER_USER" -v heavy="$HEAVY" -f "$here/sql/
 psql_ -f "$here/sql/baseline.sql"
 psql_ -f "$here/sql/cases.sql"
 psql_ -f "$here/sql/mixed.sql"
+psql_ -v cf_rows="$CF_ROWS" -f "$here/sql/conflicts.sql"
 sql "VACUUM (ANALYZE) notes, notes_raw, notes_pl, _pg_sync.row_meta, _pg_sync.checkpoints, bench.heavy_pool" >/dev/null
 sql "CHECKPOINT" >/dev/null
 log "loaded: $(sql "SELECT format('notes %s rows, row_meta %s rows, database %s',
@@ -187,6 +191,22 @@ if want push; then
   sql "CALL bench.case_push('push_1k', 1000, $REPS_PUSH1K)"
   log "case: push of 10,000 records ($REPS_PUSH10K reps)"
   sql "CALL bench.case_push('push_10k', 10000, $REPS_PUSH10K)"
+fi
+
+# Pushes of conflicting records under each conflict policy (sql/conflicts.sql).
+# The variants' tables exist only during this case: registered tables are
+# part of every pull. Both sizes run in one session; in QUICK mode the
+# 10,000-record pushes get no warm-up round of their own (the 1,000-record
+# rounds before them warm the session).
+if want conflicts; then
+  log "case: push of 1,000 and 10,000 conflicting records under each conflict policy ($REPS_CONFLICT1K and $REPS_CONFLICT10K reps)"
+  sql "SELECT bench.cf_setup()" >/dev/null
+  sql "VACUUM (ANALYZE) $(sql "SELECT string_agg(bench.cf_table(name), ', ' ORDER BY ord) FROM bench.cf_variant")" >/dev/null
+  sql "ANALYZE _pg_sync.row_meta" >/dev/null
+  psql_ -c "CALL bench.case_conflicts('conflict_1k', 1000, $REPS_CONFLICT1K)" \
+        -c "CALL bench.case_conflicts('conflict_10k', 10000, $REPS_CONFLICT10K, warmup => $([ "$quick" = 1 ] && echo false || echo true))"
+  sql "SELECT bench.cf_teardown()" >/dev/null
+  sql "VACUUM (ANALYZE) _pg_sync.row_meta, _pg_sync.conflicts" >/dev/null
 fi
 
 # Backend memory of one 10,000-record push, each implementation in a fresh
