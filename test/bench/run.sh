@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # pg_sync benchmark harness.
 #
-#   test/bench/run.sh            full run (about 6 minutes on 2 cores)
-#   QUICK=1 test/bench/run.sh    smoke run with small sizes (about 1 minute)
+#   test/bench/run.sh            full run (about 7 minutes on 2 cores)
+#   QUICK=1 test/bench/run.sh    smoke run with small sizes (about 1.5 minutes)
+#   CASES="pull push" test/bench/run.sh   only the cases named (see CASES below)
 #
 # Starts a PostgreSQL cluster of its own (port BENCH_PORT, default 54335, in a
 # directory under /tmp, running as the postgres user when started as root),
@@ -19,7 +20,13 @@
 # REPS_PUSH10K, WRITE_SECS, WRITE_ROUNDS, WRITE_CLIENTS, MIXED_SECS,
 # MIXED_CLIENTS, MIXED_TOKEN_AGE_MS (the mixed load's pulls use tokens between
 # this and twice this old; 0: every pull uses the token of the client's
-# previous pull).
+# previous pull), REPS_CONFLICT1K, REPS_CONFLICT10K (repetitions of the
+# conflicting pushes, per policy), CF_ROWS (rows of each conflict-policy table).
+#
+# CASES: the cases to run, a space-separated subset of
+#   pull push memory write mixed http conflicts
+# (default: all). The data is loaded in full either way; the report lists
+# the cases that ran.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,13 +40,23 @@ quick=${QUICK:-0}
 if [ "$quick" = 1 ]; then
   : "${USERS:=500}" "${PER_USER:=100}" "${HEAVY:=40000}"
   : "${REPS_FIRST:=3}" "${REPS_INCR:=5}" "${REPS_EMPTY:=20}" "${REPS_PUSH1K:=3}" "${REPS_PUSH10K:=1}"
+  : "${REPS_CONFLICT1K:=2}" "${REPS_CONFLICT10K:=1}"
   : "${WRITE_SECS:=3}" "${WRITE_ROUNDS:=1}" "${MIXED_SECS:=10}"
 else
   : "${USERS:=10000}" "${PER_USER:=100}" "${HEAVY:=100000}"
   : "${REPS_FIRST:=9}" "${REPS_INCR:=50}" "${REPS_EMPTY:=200}" "${REPS_PUSH1K:=15}" "${REPS_PUSH10K:=7}"
+  : "${REPS_CONFLICT1K:=5}" "${REPS_CONFLICT10K:=3}"
   : "${WRITE_SECS:=10}" "${WRITE_ROUNDS:=3}" "${MIXED_SECS:=60}"
 fi
-: "${WRITE_CLIENTS:=4}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}"
+: "${WRITE_CLIENTS:=4}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}" "${CF_ROWS:=10000}"
+: "${CASES:=pull push memory write mixed http conflicts}"
+for c in $CASES; do
+  case $c in
+    pull | push | memory | write | mixed | http | conflicts) ;;
+    *) echo "unknown case \"$c\" in CASES (known: pull push memory write mixed http conflicts)" >&2; exit 2 ;;
+  esac
+done
+want() { [[ " $CASES " == *" $1 "* ]]; }
 if [ "$PER_USER" -lt 4 ] || [ "$USERS" -lt "$MIXED_CLIENTS" ]; then
   echo "PER_USER must be >= 4 and USERS >= MIXED_CLIENTS ($MIXED_CLIENTS)" >&2
   exit 2
@@ -135,7 +152,7 @@ machine() {
   echo "- PostgreSQL: $(sql 'SHOW server_version')"
   echo "- pg_sync: $(sql "SELECT default_version FROM pg_available_extensions WHERE name = 'pg_sync'"), $ext_so (md5 $so_start…, $(date -u -r "$ext_so" '+%Y-%m-%d %H:%M UTC'))"
   echo "- source: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD -- extension 2>/dev/null || echo ' (extension/ has uncommitted changes)')"
-  echo "- mode: $([ "$quick" = 1 ] && echo 'QUICK (smoke sizes)' || echo full)"
+  echo "- mode: $([ "$quick" = 1 ] && echo 'QUICK (smoke sizes)' || echo full)$([ "$CASES" = "pull push memory write mixed http conflicts" ] || echo "; cases: $CASES")"
   echo "- load average (1/5/15 min) before the run: $load_start (other work on the machine skews the results)"
   echo "- data: $USERS users x $PER_USER rows + user \"heavy\" with $HEAVY rows ($((USERS * PER_USER + HEAVY)) rows per table copy)"
   echo "- settings: $(sql "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
@@ -152,32 +169,49 @@ psql_ -v users="$USERS" -v per_user="$PER_USER" -v heavy="$HEAVY" -f "$here/sql/
 psql_ -f "$here/sql/baseline.sql"
 psql_ -f "$here/sql/cases.sql"
 psql_ -f "$here/sql/mixed.sql"
+psql_ -v cf_rows="$CF_ROWS" -f "$here/sql/conflicts.sql"
 sql "VACUUM (ANALYZE) notes, notes_raw, notes_pl, _pg_sync.row_meta, _pg_sync.checkpoints, bench.heavy_pool" >/dev/null
 sql "CHECKPOINT" >/dev/null
 log "loaded: $(sql "SELECT format('notes %s rows, row_meta %s rows, database %s',
       (SELECT count(*) FROM notes), (SELECT count(*) FROM _pg_sync.row_meta),
       pg_size_pretty(pg_database_size(current_database())))")"
 
-log "case: first pull of one user's $HEAVY rows ($REPS_FIRST reps)"
-sql "CALL bench.case_first_pull($REPS_FIRST)"
-log "case: incremental pull, $PER_USER changed rows ($REPS_INCR reps x 2 variants)"
-sql "CALL bench.case_pull_since('incr_write', $REPS_INCR, $PER_USER, false, 1)"
-sql "CALL bench.case_pull_since('incr_reuse', $REPS_INCR, $PER_USER, true, 2)"
-log "case: empty pull ($REPS_EMPTY reps x 2 variants)"
-sql "CALL bench.case_pull_since('empty_write', $REPS_EMPTY, 0, false, 3)"
-sql "CALL bench.case_pull_since('empty_reuse', $REPS_EMPTY, 0, true, 4)"
-log "case: push of 1,000 records ($REPS_PUSH1K reps)"
-sql "CALL bench.case_push('push_1k', 1000, $REPS_PUSH1K)"
-log "case: push of 10,000 records ($REPS_PUSH10K reps)"
-sql "CALL bench.case_push('push_10k', 10000, $REPS_PUSH10K)"
+if want pull; then
+  log "case: first pull of one user's $HEAVY rows ($REPS_FIRST reps)"
+  sql "CALL bench.case_first_pull($REPS_FIRST)"
+  log "case: incremental pull, $PER_USER changed rows ($REPS_INCR reps x 2 variants)"
+  sql "CALL bench.case_pull_since('incr_write', $REPS_INCR, $PER_USER, false, 1)"
+  sql "CALL bench.case_pull_since('incr_reuse', $REPS_INCR, $PER_USER, true, 2)"
+  log "case: empty pull ($REPS_EMPTY reps x 2 variants)"
+  sql "CALL bench.case_pull_since('empty_write', $REPS_EMPTY, 0, false, 3)"
+  sql "CALL bench.case_pull_since('empty_reuse', $REPS_EMPTY, 0, true, 4)"
+fi
+if want push; then
+  log "case: push of 1,000 records ($REPS_PUSH1K reps)"
+  sql "CALL bench.case_push('push_1k', 1000, $REPS_PUSH1K)"
+  log "case: push of 10,000 records ($REPS_PUSH10K reps)"
+  sql "CALL bench.case_push('push_10k', 10000, $REPS_PUSH10K)"
+fi
+
+# Pushes of conflicting records under each conflict policy (sql/conflicts.sql).
+# The variants' tables exist only during this case: registered tables are
+# part of every pull. Both sizes run in one session; in QUICK mode the
+# 10,000-record pushes get no warm-up round of their own (the 1,000-record
+# rounds before them warm the session).
+if want conflicts; then
+  log "case: push of 1,000 and 10,000 conflicting records under each conflict policy ($REPS_CONFLICT1K and $REPS_CONFLICT10K reps)"
+  sql "SELECT bench.cf_setup()" >/dev/null
+  sql "VACUUM (ANALYZE) $(sql "SELECT string_agg(bench.cf_table(name), ', ' ORDER BY ord) FROM bench.cf_variant")" >/dev/null
+  sql "ANALYZE _pg_sync.row_meta" >/dev/null
+  psql_ -c "CALL bench.case_conflicts('conflict_1k', 1000, $REPS_CONFLICT1K)" \
+        -c "CALL bench.case_conflicts('conflict_10k', 10000, $REPS_CONFLICT10K, warmup => $([ "$quick" = 1 ] && echo false || echo true))"
+  sql "SELECT bench.cf_teardown()" >/dev/null
+  sql "VACUUM (ANALYZE) _pg_sync.row_meta, _pg_sync.conflicts" >/dev/null
+fi
 
 # Backend memory of one 10,000-record push, each implementation in a fresh
 # backend warmed by a 100-record push: VmHWM is reset (clear_refs) right
 # before the push; RssAnon (private memory) is also sampled from outside.
-log "case: backend memory of a 10,000-record push"
-sql "INSERT INTO bench.docs
-     SELECT format('%s-%s', i, n), bench.push_doc(n, bench.take_slice(n), format('m%s-%s', n, i))
-       FROM (VALUES ('pg_sync'), ('limit'), ('plpgsql')) AS v(i), (VALUES (100), (10000)) AS s(n)" >/dev/null
 mem_run() {
   local impl=$1 call=$2 pidf=$work/mem_$1.pid flag=$work/mem_$1.go
   local peak=0 base=0 k v rest bpid
@@ -230,9 +264,15 @@ SQL
   sql "INSERT INTO bench.metric VALUES ('push_10k_mem', '$impl', 'anon_peak_kb', $peak, NULL),
                                        ('push_10k_mem', '$impl', 'anon_idle_kb', $base, NULL)"
 }
-mem_run pg_sync "SELECT octet_length(sync_push(doc::json, :tok)::text) FROM bench.docs WHERE name = %s;"
-mem_run limit "SELECT bench.limit_push(doc) FROM bench.docs WHERE name = %s;"
-mem_run plpgsql "SELECT bench.push(doc::jsonb, :ms) FROM bench.docs WHERE name = %s;"
+if want memory; then
+  log "case: backend memory of a 10,000-record push"
+  sql "INSERT INTO bench.docs
+       SELECT format('%s-%s', i, n), bench.push_doc(n, bench.take_slice(n), format('m%s-%s', n, i))
+         FROM (VALUES ('pg_sync'), ('limit'), ('plpgsql')) AS v(i), (VALUES (100), (10000)) AS s(n)" >/dev/null
+  mem_run pg_sync "SELECT octet_length(sync_push(doc::json, :tok)::text) FROM bench.docs WHERE name = %s;"
+  mem_run limit "SELECT bench.limit_push(doc) FROM bench.docs WHERE name = %s;"
+  mem_run plpgsql "SELECT bench.push(doc::jsonb, :ms) FROM bench.docs WHERE name = %s;"
+fi
 
 # Write overhead: single-row INSERT / UPDATE transactions through pgbench on
 # the registered table, the untracked copy and the PL/pgSQL baseline's table.
@@ -242,27 +282,29 @@ for op in insert update; do
   done
 done
 pgb_tps() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$1"; }
-log "case: write overhead (pgbench, $WRITE_CLIENTS clients, ${WRITE_SECS}s x $WRITE_ROUNDS rounds per table and statement)"
-for op in insert update; do
-  for round in $(seq 1 "$WRITE_ROUNDS"); do
-    for t in notes_raw notes notes_pl; do
-      f=$out/write_${op}_${t}_$round.txt
-      "$bindir/pgbench" -n -M prepared -c "$WRITE_CLIENTS" -j 2 -T "$WRITE_SECS" \
-        -D users="$USERS" -D per_user="$PER_USER" -D heavy="$HEAVY" \
-        -f "$work/scripts/${op}_$t.sql" >"$f" 2>&1
-      tps=$(pgb_tps "$f")
-      lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$f")
-      if [ -z "$tps" ] || [ -z "$lat" ] || grep -q 'aborted' "$f"; then
-        cat "$f" >&2
-        echo "write-overhead run failed: $f" >&2
-        exit 1
-      fi
-      sql "INSERT INTO bench.metric VALUES ('write_$op', '$t', 'tps', $tps, 'round $round'),
-                                           ('write_$op', '$t', 'lat_ms', $lat, 'round $round')"
+if want write; then
+  log "case: write overhead (pgbench, $WRITE_CLIENTS clients, ${WRITE_SECS}s x $WRITE_ROUNDS rounds per table and statement)"
+  for op in insert update; do
+    for round in $(seq 1 "$WRITE_ROUNDS"); do
+      for t in notes_raw notes notes_pl; do
+        f=$out/write_${op}_${t}_$round.txt
+        "$bindir/pgbench" -n -M prepared -c "$WRITE_CLIENTS" -j 2 -T "$WRITE_SECS" \
+          -D users="$USERS" -D per_user="$PER_USER" -D heavy="$HEAVY" \
+          -f "$work/scripts/${op}_$t.sql" >"$f" 2>&1
+        tps=$(pgb_tps "$f")
+        lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$f")
+        if [ -z "$tps" ] || [ -z "$lat" ] || grep -q 'aborted' "$f"; then
+          cat "$f" >&2
+          echo "write-overhead run failed: $f" >&2
+          exit 1
+        fi
+        sql "INSERT INTO bench.metric VALUES ('write_$op', '$t', 'tps', $tps, 'round $round'),
+                                             ('write_$op', '$t', 'lat_ms', $lat, 'round $round')"
+      done
     done
   done
-done
-sql "VACUUM (ANALYZE) notes, notes_raw, notes_pl, _pg_sync.row_meta, _pg_sync.checkpoints" >/dev/null
+  sql "VACUUM (ANALYZE) notes, notes_raw, notes_pl, _pg_sync.row_meta, _pg_sync.checkpoints" >/dev/null
+fi
 
 # Mixed load: MIXED_CLIENTS clients, 90% pulls / 10% pushes of 10 records;
 # run twice: calls that name no device, then calls that name their device
@@ -301,50 +343,56 @@ run_mixed() {
 }
 psql_ -c "CREATE TABLE bench.mixed_log (run text, script int, us bigint)"
 mixed_rc=0
-run_mixed mixed 0
-run_mixed mixed_named 1
+if want mixed; then
+  run_mixed mixed 0
+  run_mixed mixed_named 1
+fi
 
 # End to end: empty pulls through the edge function (Deno), HTTP_CONNS
 # connections with autocannon; the same server's no-database route (an
 # unknown path, answered 404 before any database work) is the HTTP ceiling.
 : "${HTTP_CONNS:=32}" "${HTTP_SECS:=$([ "$quick" = 1 ] && echo 5 || echo 20)}" "${HTTP_PORT:=8799}"
-log "case: end to end via the edge function (autocannon, $HTTP_CONNS connections, ${HTTP_SECS}s)"
-[ -x "$here/node_modules/.bin/autocannon" ] && [ -x "$here/node_modules/.bin/deno" ] ||
-  (cd "$here" && npm install --no-audit --no-fund --silent)
-sql "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF; END \$\$;
-     GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO authenticated;" >/dev/null
-secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-fn_dir=$root/examples/supabase/functions/sync
-(cd "$fn_dir" && DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench" JWT_SECRET=$secret \
-   PORT=$HTTP_PORT DB_POOL_SIZE=${HTTP_POOL:-8} NO_COLOR=1 \
-   exec "$here/node_modules/.bin/deno" run --quiet --allow-net --allow-env --allow-read --allow-write=. --allow-sys index.ts) \
-   >"$out/edge_function.log" 2>&1 &
-fn_pid=$!
-for _ in $(seq 1 120); do
-  curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/" && break
-  sleep 0.5
-done
-jwt=$(cd "$fn_dir" && JWT_SECRET=$secret "$here/node_modules/.bin/deno" run --quiet --allow-env --allow-read --allow-write=. dev_token.ts u00001)
-http_tok=$(curl -s -X POST "http://127.0.0.1:$HTTP_PORT/sync/pull" -H "authorization: Bearer $jwt" \
-           -d '{"lastPulledAt": null}' | sed -n 's/.*"timestamp":\([0-9]*\)}$/\1/p')
-[ -n "$http_tok" ] || { echo "edge function pull failed" >&2; cat "$out/edge_function.log" >&2; exit 1; }
-ac() {
-  "$here/node_modules/.bin/autocannon" -j -c "$HTTP_CONNS" -d "$HTTP_SECS" -m POST \
-    -H "authorization=Bearer $jwt" -H "content-type=application/json" -b "$2" "http://127.0.0.1:$HTTP_PORT$1" \
-    >"$out/autocannon_$3.json" 2>/dev/null
-  node -e 'const r = require(process.argv[1]);
-           console.log([r.requests.average, r.latency.p50, r.latency.p99, r.non2xx, r.errors].join(" "))' "$out/autocannon_$3.json"
-}
-read -r rps p50 p99 non2xx errs <<<"$(ac /sync/pull "{\"lastPulledAt\": $http_tok}" pull)"
-read -r c_rps c_p50 c_p99 c_non2xx c_errs <<<"$(ac /nothing '{}' ceiling)"
-kill "$fn_pid" 2>/dev/null; wait "$fn_pid" 2>/dev/null || true
-fn_pid=""
-sql "INSERT INTO bench.metric VALUES
-       ('http', 'pg_sync', 'rps', $rps, NULL), ('http', 'pg_sync', 'p50_ms', $p50, NULL),
-       ('http', 'pg_sync', 'p99_ms', $p99, NULL), ('http', 'pg_sync', 'non2xx', $non2xx, NULL),
-       ('http', 'pg_sync', 'errors', $errs, NULL),
-       ('http', 'ceiling', 'rps', $c_rps, NULL), ('http', 'ceiling', 'p99_ms', $c_p99, NULL),
-       ('http', 'pg_sync', 'conns', $HTTP_CONNS, NULL), ('http', 'pg_sync', 'secs', $HTTP_SECS, NULL)"
+if want http; then
+  log "case: end to end via the edge function (autocannon, $HTTP_CONNS connections, ${HTTP_SECS}s)"
+  [ -x "$here/node_modules/.bin/autocannon" ] && [ -x "$here/node_modules/.bin/deno" ] ||
+    (cd "$here" && npm install --no-audit --no-fund --silent)
+  sql "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF; END \$\$;
+       GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO authenticated;" >/dev/null
+  secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  fn_dir=$root/examples/supabase/functions/sync
+  (cd "$fn_dir" && DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench" JWT_SECRET=$secret \
+     PORT=$HTTP_PORT DB_POOL_SIZE=${HTTP_POOL:-8} NO_COLOR=1 \
+     exec "$here/node_modules/.bin/deno" run --quiet --allow-net --allow-env --allow-read --allow-write=. --allow-sys index.ts) \
+     >"$out/edge_function.log" 2>&1 &
+  fn_pid=$!
+  for _ in $(seq 1 120); do
+    curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/" && break
+    sleep 0.5
+  done
+  printf '%s\n' "$secret" >"$work/jwt_secret"
+  jwt=$(node "$root/examples/dev/token.mjs" --secret-file "$work/jwt_secret" u00001)
+  http_resp=$(curl -s -X POST "http://127.0.0.1:$HTTP_PORT/sync/pull" -H "authorization: Bearer $jwt" \
+               -d '{"lastPulledAt": null}')
+  http_tok=$(sed -n 's/.*"timestamp":\([0-9]*\)}$/\1/p' <<<"$http_resp")
+  [ -n "$http_tok" ] || { echo "edge function pull failed: ${http_resp:0:300}" >&2; cat "$out/edge_function.log" >&2; exit 1; }
+  ac() {
+    "$here/node_modules/.bin/autocannon" -j -c "$HTTP_CONNS" -d "$HTTP_SECS" -m POST \
+      -H "authorization=Bearer $jwt" -H "content-type=application/json" -b "$2" "http://127.0.0.1:$HTTP_PORT$1" \
+      >"$out/autocannon_$3.json" 2>/dev/null
+    node -e 'const r = require(process.argv[1]);
+             console.log([r.requests.average, r.latency.p50, r.latency.p99, r.non2xx, r.errors].join(" "))' "$out/autocannon_$3.json"
+  }
+  read -r rps p50 p99 non2xx errs <<<"$(ac /sync/pull "{\"lastPulledAt\": $http_tok}" pull)"
+  read -r c_rps c_p50 c_p99 c_non2xx c_errs <<<"$(ac /nothing '{}' ceiling)"
+  kill "$fn_pid" 2>/dev/null; wait "$fn_pid" 2>/dev/null || true
+  fn_pid=""
+  sql "INSERT INTO bench.metric VALUES
+         ('http', 'pg_sync', 'rps', $rps, NULL), ('http', 'pg_sync', 'p50_ms', $p50, NULL),
+         ('http', 'pg_sync', 'p99_ms', $p99, NULL), ('http', 'pg_sync', 'non2xx', $non2xx, NULL),
+         ('http', 'pg_sync', 'errors', $errs, NULL),
+         ('http', 'ceiling', 'rps', $c_rps, NULL), ('http', 'ceiling', 'p99_ms', $c_p99, NULL),
+         ('http', 'pg_sync', 'conns', $HTTP_CONNS, NULL), ('http', 'pg_sync', 'secs', $HTTP_SECS, NULL)"
+fi
 
 t_end=$(date +%s)
 wall=$((t_end - t_start))

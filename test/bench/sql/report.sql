@@ -41,6 +41,11 @@ CREATE FUNCTION pg_temp.pct(r text, s int, q float8) RETURNS float8 LANGUAGE sql
     SELECT percentile_cont(q) WITHIN GROUP (ORDER BY us) / 1000.0
       FROM bench.mixed_log WHERE run = r AND (s IS NULL OR script = s) $$;
 
+-- whether a case ran (CASES may leave some out)
+CREATE FUNCTION pg_temp.ran(c text) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT FROM bench.timing WHERE case_name = c)
+        OR EXISTS (SELECT FROM bench.metric WHERE case_name = c) $$;
+
 CREATE TEMP TABLE lines (n serial, line text);
 
 -- one row of the results table
@@ -63,7 +68,8 @@ SELECT pg_temp.row(format('First pull of one user''s %s rows', (SELECT to_char(h
        pg_temp.x(pg_temp.p50('first_pull', 'plpgsql'), pg_temp.p50('first_pull', 'pg_sync')),
        '≤ 1.25× limit; ≥ 1× baseline speed',
        pg_temp.yes(pg_temp.p50('first_pull', 'pg_sync') <= 1.25 * pg_temp.p50('first_pull', 'limit')
-                   AND pg_temp.p50('first_pull', 'pg_sync') <= pg_temp.p50('first_pull', 'plpgsql')));
+                   AND pg_temp.p50('first_pull', 'pg_sync') <= pg_temp.p50('first_pull', 'plpgsql')))
+ WHERE pg_temp.ran('first_pull');
 
 SELECT pg_temp.row(format('Incremental pull: %s changed rows of one user, %s rows / %s users; %s',
                           per_user, to_char(users::bigint * per_user + heavy, 'FM999,999,999'),
@@ -77,6 +83,7 @@ SELECT pg_temp.row(format('Incremental pull: %s changed rows of one user, %s row
   FROM bench.params,
        (VALUES (1, 'incr_write', 'the pull records a new checkpoint'),
                (2, 'incr_reuse', 'the pull reuses a younger checkpoint')) AS v(o, c, label)
+ WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
 SELECT pg_temp.row(format('Empty pull (nothing changed), same table; %s', v.label),
@@ -87,6 +94,7 @@ SELECT pg_temp.row(format('Empty pull (nothing changed), same table; %s', v.labe
        pg_temp.yes(pg_temp.p50(v.c, 'pg_sync') <= 0.3))
   FROM (VALUES (1, 'empty_write', 'the pull records a new checkpoint'),
                (2, 'empty_reuse', 'the pull reuses a younger checkpoint')) AS v(o, c, label)
+ WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
 SELECT pg_temp.row(v.label,
@@ -98,6 +106,36 @@ SELECT pg_temp.row(v.label,
                    AND pg_temp.p50(v.c, 'plpgsql') >= 3 * pg_temp.p50(v.c, 'pg_sync')))
   FROM (VALUES (1, 'push_1k', 'Push of 1,000 records (½ created, ¼ updated, ¼ deleted)'),
                (2, 'push_10k', 'Push of 10,000 records (same mix)')) AS v(o, c, label)
+ WHERE pg_temp.ran(v.c)
+ ORDER BY v.o;
+
+-- pushes of conflicting records: every variant against the baseline "abort"
+-- (the same records pushed with no conflicting server write)
+CREATE FUNCTION pg_temp.cpu(c text, i text) RETURNS float8 LANGUAGE sql STABLE AS $$
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value)
+      FROM bench.metric WHERE case_name = c AND impl = i AND key = 'cpu_ms' AND note <> '0' $$;
+CREATE FUNCTION pg_temp.wait_share(c text) RETURNS float8 LANGUAGE sql STABLE AS $$
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY w.value / nullif(w.value + u.value, 0))
+      FROM bench.metric w JOIN bench.metric u USING (case_name, impl, note)
+     WHERE w.case_name = c AND w.key = 'wait_ms' AND u.key = 'cpu_ms' AND w.note <> '0' $$;
+CREATE TEMP VIEW cf AS
+SELECT v.name, v.ord, v.policy, v.options, v.label, c.case_name,
+       pg_temp.p50(c.case_name, v.name) / pg_temp.p50(c.case_name, 'abort') AS ratio,
+       pg_temp.cpu(c.case_name, v.name) / pg_temp.cpu(c.case_name, 'abort') AS cpu_ratio
+  FROM bench.cf_variant v, (VALUES ('conflict_1k'), ('conflict_10k')) AS c(case_name)
+ WHERE pg_temp.ran(c.case_name);
+
+SELECT pg_temp.row(format('Push of %s conflicting records under each conflict policy (see *Conflict policies* below)', v.n),
+       format('baseline (abort, the same records with no conflict) %s ms; the %s other variants %s–%s× of it (CPU time %s–%s×)',
+              pg_temp.ms(pg_temp.p50(v.c, 'abort')), count(*),
+              to_char(min(cf.ratio), 'FM990.00'), to_char(max(cf.ratio), 'FM990.00'),
+              to_char(min(cf.cpu_ratio), 'FM990.00'), to_char(max(cf.cpu_ratio), 'FM990.00')),
+       '—', '—', '—', '—',
+       'every push''s outcome checked; each variant ≤ 3× the baseline''s CPU time',
+       pg_temp.yes(max(cf.cpu_ratio) <= 3))
+  FROM (VALUES (1, 'conflict_1k', '1,000'), (2, 'conflict_10k', '10,000')) AS v(o, c, n)
+  JOIN cf ON cf.case_name = v.c AND cf.name <> 'abort'
+ GROUP BY v.o, v.c, v.n
  ORDER BY v.o;
 
 CREATE FUNCTION pg_temp.mem(i text) RETURNS text LANGUAGE sql STABLE AS $$
@@ -107,7 +145,8 @@ CREATE FUNCTION pg_temp.mem(i text) RETURNS text LANGUAGE sql STABLE AS $$
                   to_char((pg_temp.metric('push_10k_mem', i, 'anon_peak_kb') - pg_temp.metric('push_10k_mem', i, 'anon_before_kb')) / 1024, 'FM9990.0')) $$;
 SELECT pg_temp.row('Push of 10,000 records: backend memory',
        pg_temp.mem('pg_sync'), pg_temp.mem('limit'), pg_temp.mem('plpgsql'), '—', '—', 'reported',
-       pg_temp.yes(pg_temp.metric('push_10k_mem', 'pg_sync', 'hwm_kb') IS NOT NULL));
+       pg_temp.yes(pg_temp.metric('push_10k_mem', 'pg_sync', 'hwm_kb') IS NOT NULL))
+ WHERE pg_temp.ran('push_10k_mem');
 
 CREATE FUNCTION pg_temp.tps(c text, i text) RETURNS text LANGUAGE sql STABLE AS $$
     SELECT format('%s TPS (%s ms)', to_char(pg_temp.metric(c, i, 'tps'), 'FM999999'),
@@ -120,6 +159,7 @@ SELECT pg_temp.row(v.label,
        pg_temp.yes(pg_temp.metric(v.c, 'notes', 'tps') >= 0.8 * pg_temp.metric(v.c, 'notes_raw', 'tps')))
   FROM (VALUES (1, 'write_insert', 'Write overhead: single-row INSERT (pgbench TPS, avg latency)'),
                (2, 'write_update', 'Write overhead: single-row UPDATE (pgbench TPS, avg latency)')) AS v(o, c, label)
+ WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
 SELECT pg_temp.row(format('Mixed load: %s pgbench clients, 90%% pulls / 10%% pushes of 10 records, %s s; pull tokens %s–%s ms old%s',
@@ -144,6 +184,7 @@ SELECT pg_temp.row(format('Mixed load: %s pgbench clients, 90%% pulls / 10%% pus
                    AND pg_temp.metric(v.c, 'pg_sync', 'server_errors') = 0))
   FROM (VALUES (1, 'mixed', '', 'TPS, p50/p99 reported; no errors'),
                (2, 'mixed_named', '; every call names its device (client_id)', 'TPS reported next to the run without devices; no errors')) AS v(o, c, extra, target)
+ WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
 SELECT pg_temp.row(format('End to end: empty pulls through the edge function (Deno), %s connections, autocannon, %s s',
@@ -157,7 +198,38 @@ SELECT pg_temp.row(format('End to end: empty pulls through the edge function (De
        '—',
        format('%s× the ceiling''s req/s', to_char(pg_temp.metric('http', 'pg_sync', 'rps') / pg_temp.metric('http', 'ceiling', 'rps'), 'FM990.00')),
        '—', 'req/s and p99 reported; no errors',
-       pg_temp.yes(pg_temp.metric('http', 'pg_sync', 'non2xx') = 0 AND pg_temp.metric('http', 'pg_sync', 'errors') = 0));
+       pg_temp.yes(pg_temp.metric('http', 'pg_sync', 'non2xx') = 0 AND pg_temp.metric('http', 'pg_sync', 'errors') = 0))
+ WHERE pg_temp.ran('http');
+
+-- the conflict policies, one row per variant
+INSERT INTO lines (line)
+SELECT line FROM (VALUES
+ (1, ''),
+ (2, '### Conflict policies'),
+ (3, ''),
+ (4, format('Pushes of N updated records whose rows the server changed after the client''s token (one SQL UPDATE of the same N rows), under each policy; every variant has a table of its own with the same rows, and every push meets the same rows in every repetition (the server''s UPDATE sets them to one state whatever earlier pushes left; the baseline''s rows are reset to their loaded values before its token, and the conflict inbox is emptied); the variants run interleaved, in an order that rotates from one repetition to the next. **Baseline**: `abort` on the same N records with no conflicting server write, i.e. what pushing these records costs when nothing conflicts. `abort_detect` is abort with the conflict: the time until sync_push fails with SY001 (then ROLLBACK). ms: call + COMMIT, median (p10–p90); CPU: the backend''s CPU time during the call (/proc/self/schedstat), median; the calls waited for a CPU during %s of their wall time (medians), so the CPU ratios are the steadier ones on a loaded machine and the 3× mark is checked on them. Each push''s outcome is checked (result counts and sample rows); a wrong outcome stops the benchmark.',
+            concat_ws(' and ', to_char(100 * pg_temp.wait_share('conflict_1k'), 'FM990') || '% (1,000 records)',
+                      to_char(100 * pg_temp.wait_share('conflict_10k'), 'FM990') || '% (10,000 records)'))),
+ (5, ''),
+ (6, '| Variant | Policy and options | Outcome (checked) | 1,000: ms | ÷ baseline | CPU ms | CPU ÷ baseline | 10,000: ms | ÷ baseline | CPU ms | CPU ÷ baseline | CPU ≤ 3× |'),
+ (7, '|---|---|---|---|---|---|---|---|---|---|---|---|')) AS h(o, line)
+ WHERE pg_temp.ran('conflict_1k') OR pg_temp.ran('conflict_10k')
+ ORDER BY o;
+INSERT INTO lines (line)
+SELECT format('| %s | `%s`%s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
+              v.name, v.policy, CASE WHEN v.options = '{}' THEN '' ELSE format(' `%s`', v.options) END, v.label,
+              pg_temp.cell('conflict_1k', v.name),
+              pg_temp.x(pg_temp.p50('conflict_1k', v.name), pg_temp.p50('conflict_1k', 'abort')),
+              pg_temp.ms(pg_temp.cpu('conflict_1k', v.name)),
+              pg_temp.x(pg_temp.cpu('conflict_1k', v.name), pg_temp.cpu('conflict_1k', 'abort')),
+              pg_temp.cell('conflict_10k', v.name),
+              pg_temp.x(pg_temp.p50('conflict_10k', v.name), pg_temp.p50('conflict_10k', 'abort')),
+              pg_temp.ms(pg_temp.cpu('conflict_10k', v.name)),
+              pg_temp.x(pg_temp.cpu('conflict_10k', v.name), pg_temp.cpu('conflict_10k', 'abort')),
+              pg_temp.yes((SELECT max(cf.cpu_ratio) <= 3 FROM cf WHERE cf.name = v.name)))
+  FROM bench.cf_variant v
+ WHERE pg_temp.ran('conflict_1k') OR pg_temp.ran('conflict_10k')
+ ORDER BY v.ord;
 
 -- details
 INSERT INTO lines (line) VALUES
@@ -172,8 +244,9 @@ INSERT INTO lines (line)
 SELECT format('| %s | %s | %s | %s ms | %s ms | %s |', case_name, impl, n, pg_temp.ms(p50), pg_temp.ms(call_p50),
               coalesce(to_char(bytes, 'FM999,999,999'), '—'))
   FROM stats
- ORDER BY array_position('{first_pull,incr_write,incr_reuse,empty_write,empty_reuse,push_1k,push_10k}'::text[], case_name),
-          array_position('{pg_sync,limit,limit_exact,plpgsql,read_rows}'::text[], impl);
+ ORDER BY array_position('{first_pull,incr_write,incr_reuse,empty_write,empty_reuse,push_1k,push_10k,conflict_1k,conflict_10k}'::text[], case_name),
+          array_position('{pg_sync,limit,limit_exact,plpgsql,read_rows}'::text[], impl),
+          (SELECT v.ord FROM bench.cf_variant v WHERE v.name = impl);
 
 INSERT INTO lines (line) VALUES
  (''),
@@ -185,7 +258,8 @@ INSERT INTO lines (line) VALUES
  ('- **Write overhead**: pgbench, single-row INSERT / UPDATE transactions; pg_sync column = registered `notes`, limit column = unregistered `notes_raw`, baseline column = `notes_pl` with its trigger. "baseline ÷ pg_sync" there is registered TPS ÷ baseline-table TPS.'),
  ('- **read_rows** (first pull only, for reference): reads the same rows and every column, makes no JSON: the floor below any encoding.'),
  ('- **Mixed load**: pgbench -M prepared over the Unix socket; latencies are per transaction as pgbench sees them (round trip included). A pull transaction sets the claims of a user of the client''s share and pulls with a token the client got between one and two token ages ago (pgbench/mixed_pull.sql); a push transaction pulls for a fresh token, builds a 10-record document (bench.mixed_doc) and pushes it. Clients never share users. "checkpoints recorded" counts the rows pulls added to _pg_sync.checkpoints.'),
- ('- **Checkpoint variants**: the client''s token is always older than pg_sync.checkpoint_interval. When it is the newest checkpoint, the pull records a new one (an INSERT and a durable COMMIT); under load a pull usually reuses a checkpoint another client recorded less than pg_sync.checkpoint_interval ago. Both are measured.');
+ ('- **Checkpoint variants**: the client''s token is always older than pg_sync.checkpoint_interval. When it is the newest checkpoint, the pull records a new one (an INSERT and a durable COMMIT); under load a pull usually reuses a checkpoint another client recorded less than pg_sync.checkpoint_interval ago. Both are measured.'),
+ ('- **Conflict policies** (sql/conflicts.sql): the user "heavy" pushes N updated records (title, priority, a jsonb `tags` array, updated_at, and the version it saw) of a table of its own per variant; between the client''s token and the push one SQL UPDATE changes the same N rows (title, priority + 1, a tag appended, a newer updated_at), so every record conflicts. The baseline ("÷ baseline") is `abort` pushing the same N records with no conflicting server write: the cost of applying them when nothing conflicts. A conflicting push under `abort` fails as a whole with SY001; `abort_detect` is the time until that error. Data: under last_write_wins and merge''s `latest` the client''s updated_at is newer on 9 records in 10; under merge''s `max` the client''s priority is higher on even records; the custom functions return the client''s row with the title "<server> + <client>". Repetition 0 is a warm-up. The tables exist only while this case runs (registered tables are part of every pull).');
 
 \o
 SELECT line FROM lines ORDER BY n;
