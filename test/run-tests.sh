@@ -71,7 +71,7 @@ else
   failed=$((failed + 1)); echo "memory ... FAILED"; status=1
 fi
 echo "== push fuzz (random and malformed documents: clean errors, no crash)"
-if node test/fuzz/push-fuzz.mjs 3000; then
+if node test/fuzz/push-fuzz.mjs; then
   passed=$((passed + 1)); echo "fuzz ... ok"
 else
   failed=$((failed + 1)); echo "fuzz ... FAILED"; status=1
