@@ -963,7 +963,8 @@ sync_push_write(PushTable *pt)
  * nothing is written, and the rest of the push applies. So that the device
  * can drop its local edit and get the server's state back, each rejected id
  * is marked as changed in the caller's scope: the next pull sends the
- * server's row, or the id in "deleted" when the caller has no such row.
+ * server's row, or (per-user tables) the id in "deleted" when the caller has
+ * no such row.
  * The rows are only read (the caller may have nothing but SELECT).
  */
 void
@@ -976,6 +977,7 @@ sync_push_reject_all(PushTable *pt)
 	const char *scope = pt->owner ? pt->owner : "";
 	Datum		arg;
 	int			i,
+				n,
 				rc;
 	uint64		j;
 
@@ -1002,8 +1004,21 @@ sync_push_reject_all(PushTable *pt)
 		if (own != NULL && strcmp(own, scope) == 0)
 			sync_idset_add(mine, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1));
 	}
+	/*
+	 * Ids the server has no row for go back in "deleted" -- but only in the
+	 * caller's own scope: on a shared table a mark would reach every user, so
+	 * a device that created a record there keeps it (the app drops it).
+	 */
+	n = 0;
 	for (i = 0; i < pt->nrecs; i++)
-		gone[i] = !sync_idset_has(mine, ids[i]);
+	{
+		bool		has = sync_idset_has(mine, ids[i]);
+
+		if (!has && pt->owner == NULL)
+			continue;
+		ids[n] = ids[i];
+		gone[n++] = !has;
+	}
 	pt->rejected += pt->nrecs;
-	sync_mark_changed(t, scope, ids, gone, pt->nrecs);
+	sync_mark_changed(t, scope, ids, gone, n);
 }

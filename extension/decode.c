@@ -18,8 +18,10 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 
 #include "pg_sync.h"
 
@@ -59,6 +61,8 @@ typedef struct DecodeState
 	char	   *field;			/* the record field whose value comes next */
 	char	   *compound_start; /* where an object/array field value began */
 	size_t		total;			/* records in the document so far */
+	char	  **names;			/* the table names so far: an open-addressing set */
+	uint32		nslots;			/* its size, a power of two */
 } DecodeState;
 
 static const char *const list_names[] = {"created", "updated", "deleted"};
@@ -296,6 +300,44 @@ on_array_end(void *state)
 	SYNC_JSON_DONE;
 }
 
+/*
+ * Adds a table name to the set of names seen; false when it is there
+ * already. (A document may hold any number of table entries, empty ones
+ * included: each is checked in constant time.)
+ */
+static bool
+add_table_name(DecodeState *st, char *name)
+{
+	uint32		mask,
+				i;
+
+	if ((uint32) st->out->ntables * 2 >= st->nslots)
+	{
+		char	  **old = st->names;
+		uint32		oldn = st->nslots;
+
+		st->nslots = oldn ? oldn * 2 : 64;
+		st->names = palloc0(sizeof(char *) * st->nslots);
+		for (i = 0; i < oldn; i++)
+			if (old && old[i])
+			{
+				uint32		j = hash_bytes((const unsigned char *) old[i], strlen(old[i])) & (st->nslots - 1);
+
+				while (st->names[j])
+					j = (j + 1) & (st->nslots - 1);
+				st->names[j] = old[i];
+			}
+		if (old)
+			pfree(old);
+	}
+	mask = st->nslots - 1;
+	for (i = hash_bytes((const unsigned char *) name, strlen(name)) & mask; st->names[i]; i = (i + 1) & mask)
+		if (strcmp(st->names[i], name) == 0)
+			return false;
+	st->names[i] = name;
+	return true;
+}
+
 static SYNC_JSON_ACTION
 on_field_start(void *state, char *fname, bool isnull)
 {
@@ -305,12 +347,12 @@ on_field_start(void *state, char *fname, bool isnull)
 	switch (st->depth)
 	{
 		case AT_TABLES:			/* a table name */
-			for (i = 0; i < st->out->ntables; i++)
-				if (strcmp(st->out->tables[i].name, fname) == 0)
-				{
-					st->tc = NULL;
-					shape_error(st, psprintf("table \"%s\" appears twice", fname));
-				}
+			CHECK_FOR_INTERRUPTS();
+			if (!add_table_name(st, fname))
+			{
+				st->tc = NULL;
+				shape_error(st, psprintf("table \"%s\" appears twice", fname));
+			}
 			if (st->out->ntables == st->tcap)
 			{
 				st->tcap *= 2;
@@ -347,7 +389,10 @@ on_element_start(void *state, bool isnull)
 	DecodeState *st = state;
 
 	if (st->depth == AT_LIST)
+	{
+		CHECK_FOR_INTERRUPTS();
 		st->index++;
+	}
 	SYNC_JSON_DONE;
 }
 
@@ -388,6 +433,8 @@ on_scalar(void *state, char *token, JsonTokenType type)
 		case AT_RECORD:
 			if (strcmp(st->field, "id") == 0)
 			{
+				if (st->has_id)
+					shape_error(st, "record has the key \"id\" twice");
 				st->rec->id = check_id(st, token, type);
 				st->has_id = true;
 			}

@@ -650,6 +650,7 @@ BEGIN
         DELETE FROM _pg_sync.clients c
          USING (SELECT r.ctid FROM _pg_sync.clients r
                  WHERE greatest(r.first_seen, r.last_pull_at, r.last_push_at) < now() - retain
+                   AND r.active     -- a deactivated device stays refused
                    FOR UPDATE SKIP LOCKED) old
          WHERE c.ctid = old.ctid
         RETURNING 1)

@@ -383,7 +383,8 @@ sync_push(PG_FUNCTION_ARGS)
 	SPI_connect();
 
 	/* the device: refused when deactivated; a push it made already is answered from the ledger */
-	if (client_id || push_id)
+	/* (a user_id given is checked at once: only trusted roles may name one) */
+	if (client_id || push_id || explicit_user)
 	{
 		user = sync_current_user_id(explicit_user);
 		user_known = true;

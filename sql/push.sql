@@ -85,9 +85,10 @@ SELECT * FROM prefs ORDER BY id;
 SELECT * FROM counters ORDER BY id;
 
 -- a pull-only table rejects every pushed record (the rest of the push
--- applies); the next pull sends the server's row again, or the id in
--- "deleted" for a record the server does not have, so that the device can
--- drop its local edit and get the server's state back
+-- applies); the next pull sends the server's row again, so that the device
+-- can drop its local edit and get the server's state back. (A record the
+-- server does not have goes back in "deleted" only on a per-user table: on
+-- this shared one a mark would reach every user, so "3" is not sent.)
 CREATE TABLE catalog (id int PRIMARY KEY, label text);
 SELECT sync_register_table('catalog', options => '{"pull_only": true}');
 INSERT INTO catalog VALUES (1, 'read me'), (2, 'and me');

@@ -35,6 +35,7 @@
 
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "pg_sync.h"
@@ -345,6 +346,16 @@ errhint(const char *fmt,...)
 	format_into(fuzz_error.hint, sizeof(fuzz_error.hint), fmt, ap);
 	va_end(ap);
 	return 0;
+}
+
+/* ---------------------------------------------------------- interrupts */
+
+/* decode.c lets a cancel through between table entries and records: none here */
+volatile sig_atomic_t InterruptPending = false;
+
+void
+ProcessInterrupts(void)
+{
 }
 
 /* ------------------------------------------------------- json_errdetail */

@@ -25,6 +25,7 @@ async function call(url, route, body, jwt) {
 // migrationsEnabledAtVersion: only when the adapter was given `migrations` (schemaMigrations)
 export async function sync(database, { url, jwt, pullOnlyTables = [], migrationsEnabledAtVersion }) {
   let dropped = 0
+  const createdHere = [] // records of pull-only tables created on this device: the server has none
   const once = () =>
     synchronize({
       database,
@@ -37,9 +38,12 @@ export async function sync(database, { url, jwt, pullOnlyTables = [], migrations
         // A record of a pull-only table comes back in experimentalRejectedIds, and WatermelonDB
         // keeps a rejected record dirty and pushes it again at every sync. Taking it out of the
         // list makes WatermelonDB mark it synced (a local delete is forgotten); the server then
-        // sends its own row at the next pull (or the id in `deleted` if it has no such row).
+        // sends its own row at the next pull. A record created here is removed below.
         for (const table of pullOnlyTables) {
-          dropped += result.experimentalRejectedIds?.[table]?.length ?? 0
+          const rejected = result.experimentalRejectedIds?.[table] ?? []
+          const created = new Set((changes[table]?.created ?? []).map((r) => r.id))
+          for (const id of rejected) if (created.has(id)) createdHere.push([table, id])
+          dropped += rejected.length
           delete result.experimentalRejectedIds?.[table]
         }
         return result
@@ -55,6 +59,14 @@ export async function sync(database, { url, jwt, pullOnlyTables = [], migrations
       throw e // offline, 401 (get a new token), 400, ...
     }
     await once() // retry once (409: pull, merge, push again; 503: the server was busy)
+  }
+  if (createdHere.length > 0) {
+    await database.write(async () => {
+      for (const [table, id] of createdHere) {
+        const record = await database.get(table).find(id).catch(() => null)
+        if (record) await record.destroyPermanently()
+      }
+    })
   }
   if (dropped > 0) await once() // brings the server's rows for the dropped edits now
 }
