@@ -721,9 +721,22 @@ visible_own(PushTable *pt, PushRecord *r)
 	return true;
 }
 
+/* qsort_arg comparator of record indexes: by the columns they write, then in id order */
+static int
+cmp_colset(const void *a, const void *b, void *arg)
+{
+	char	  **colsets = arg;
+	int			ia = *(const int *) a,
+				ib = *(const int *) b;
+	int			c = strcmp(colsets[ia], colsets[ib]);
+
+	return c != 0 ? c : ia - ib;
+}
+
 /*
- * The inserts and updates of a table: one statement per run of records (in
- * id order) that write the same columns. A row that appeared between the
+ * The inserts and updates of a table: one statement per set of columns
+ * written (the rows are locked already: the order of the writes does not
+ * matter). A row that appeared between the
  * locks and the insert (a plain SQL insert committed meanwhile: pushes
  * serialise on their locks) is a conflict of its own, locked, read and
  * settled by the table's policy; what it decides to write is written in the
@@ -734,10 +747,13 @@ write_rows(PushTable *pt)
 {
 	SyncTable  *t = pt->t;
 	char	  **colsets = palloc(sizeof(char *) * (pt->nrecs + 1));
-	bool	   *done = palloc0(sizeof(bool) * (pt->nrecs + 1));
+	int		   *order = palloc(sizeof(int) * (pt->nrecs + 1));
+	PushRecord **group = palloc(sizeof(PushRecord *) * (pt->nrecs + 1));
+	bool	   *failed = palloc(sizeof(bool) * (pt->nrecs + 1));
 	int			pass,
 				i,
 				g,
+				n,
 				rc;
 	uint64		j;
 
@@ -746,34 +762,32 @@ write_rows(PushTable *pt)
 
 	for (pass = 0; pass < 2; pass++)	/* inserts, then updates */
 	{
+		/* the records of this pass, grouped by the columns they write */
+		n = 0;
 		for (i = 0; i < pt->nrecs; i++)
+			if (pt->recs[i].action == SA_WRITE && pt->recs[i].exists == (pass == 1))
+				order[n++] = i;
+		qsort_arg(order, n, sizeof(int), cmp_colset, colsets);
+
+		for (i = 0; i < n; i = g)
 		{
-			PushRecord **group;
 			int			ng = 0;
 			SyncWritePlan *wp;
 			WriteBatch	b;
 
-			if (done[i] || pt->recs[i].action != SA_WRITE || pt->recs[i].exists != (pass == 1))
-				continue;
-			group = palloc(sizeof(PushRecord *) * (pt->nrecs + 1));
-			for (g = i; g < pt->nrecs; g++)
-			{
-				if (done[g] || pt->recs[g].action != SA_WRITE || pt->recs[g].exists != (pass == 1))
-					continue;
-				if (strcmp(colsets[g], colsets[i]) != 0)
-					break;
-				group[ng++] = &pt->recs[g];
-				done[g] = true;
-			}
-			wp = write_plan(t, colsets[i]);
+			for (g = i; g < n && strcmp(colsets[order[g]], colsets[order[i]]) == 0; g++)
+				group[ng++] = &pt->recs[order[g]];
+			wp = write_plan(t, colsets[order[i]]);
 			memset(&b, 0, sizeof(b));
+			memset(failed, 0, sizeof(bool) * ng);
 			b.pt = pt;
 			b.recs = group;
 			b.n = ng;
-			b.failed = palloc0(sizeof(bool) * (ng + 1));
+			b.failed = failed;
 			if (pass == 0)
 			{
 				HTAB	   *inserted = sync_idset_create();
+				int			k;
 
 				b.plan = wp->insert_plan;
 				b.ok_rc = SPI_OK_INSERT_RETURNING;
@@ -782,11 +796,11 @@ write_rows(PushTable *pt)
 				pt->created += SPI_processed;
 				for (j = 0; j < SPI_processed; j++)
 					sync_idset_add(inserted, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1));
-				for (g = 0; g < ng; g++)
+				for (k = 0; k < ng; k++)
 				{
-					PushRecord *r = group[g];
+					PushRecord *r = group[k];
 
-					if (b.failed[g] || sync_idset_has(inserted, r->id))
+					if (b.failed[k] || sync_idset_has(inserted, r->id))
 						continue;
 					/*
 					 * There, but not seen under the locks: a row the caller
@@ -800,10 +814,7 @@ write_rows(PushTable *pt)
 						r->foreign = true;
 					}
 					else if (pt->force)
-					{
 						r->exists = true;	/* updated in the next pass */
-						done[r - pt->recs] = false;
-					}
 					else
 					{
 						/* a conflict like any other: the table's policy settles it */
@@ -811,10 +822,7 @@ write_rows(PushTable *pt)
 						r->conflict = true;
 						sync_push_resolve_late(pt, r);
 						if (r->action == SA_WRITE)
-						{
-							done[r - pt->recs] = false;	/* updated in the next pass */
-							colsets[r - pt->recs] = colset_of(t, r);
-						}
+							colsets[r - pt->recs] = colset_of(t, r);	/* updated in the next pass */
 					}
 				}
 			}

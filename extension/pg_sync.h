@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "storage/lockdefs.h"
@@ -476,6 +477,7 @@ typedef struct PushTable
 				conflicts,		/* settled or queued by the policy */
 				rejected;
 	bool		force;			/* write whatever the server has (resolving a conflict) */
+	FmgrInfo   *custom_finfo;	/* custom: the function, looked up once */
 } PushTable;
 
 /* push.c */

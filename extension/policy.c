@@ -446,7 +446,15 @@ merge_record(PushTable *pt, PushRecord *r)
 				break;
 		}
 		if (!client || same_value(c, r->vals[i], r->nulls[i], r->server[i], r->server_nulls[i]))
-			r->set[i] = false;	/* the server's value stays */
+		{
+			/*
+			 * The server's value stays. It is written back rather than left
+			 * out, so that merged records keep the columns their device sent
+			 * and are written together (one statement per set of columns).
+			 */
+			r->vals[i] = r->server[i];
+			r->nulls[i] = r->server_nulls[i];
+		}
 		else
 			any = true;
 	}
@@ -529,7 +537,6 @@ static bool
 custom_record(PushTable *pt, PushRecord *r)
 {
 	SyncTable  *t = pt->t;
-	FmgrInfo	fn;
 	LOCAL_FCINFO(fcinfo, 3);
 	Datum		result;
 	char	   *id;
@@ -537,8 +544,13 @@ custom_record(PushTable *pt, PushRecord *r)
 	int			f,
 				i;
 
-	fmgr_info(t->custom_fn, &fn);
-	InitFunctionCallInfoData(*fcinfo, &fn, 3, InvalidOid, NULL, NULL);
+	/* one lookup per push and table: a SQL function keeps its plan across records */
+	if (pt->custom_finfo == NULL)
+	{
+		pt->custom_finfo = palloc0(sizeof(FmgrInfo));
+		fmgr_info(t->custom_fn, pt->custom_finfo);
+	}
+	InitFunctionCallInfoData(*fcinfo, pt->custom_finfo, 3, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = CStringGetTextDatum(t->name);
 	fcinfo->args[0].isnull = false;
 	fcinfo->args[1].isnull = !r->exists;
@@ -549,7 +561,7 @@ custom_record(PushTable *pt, PushRecord *r)
 	if (r->rec)
 		fcinfo->args[2].value = DirectFunctionCall1(jsonb_in,
 													CStringGetDatum(sync_record_json(t, r->id, r->rec)));
-	if (fn.fn_strict && (fcinfo->args[1].isnull || fcinfo->args[2].isnull))
+	if (pt->custom_finfo->fn_strict && (fcinfo->args[1].isnull || fcinfo->args[2].isnull))
 		return false;
 	result = FunctionCallInvoke(fcinfo);
 	if (fcinfo->isnull)
