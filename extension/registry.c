@@ -36,8 +36,8 @@ typedef struct RegistryEntry
 static HTAB *registry = NULL;
 static List *retired = NIL;		/* descriptors to free at transaction end */
 static MemoryContext registry_cxt = NULL;
-static SPIPlanPtr load_plan = NULL;
-static SPIPlanPtr lookup_plan = NULL;
+static SPIPlanPtr load_plans[2];	/* 0.1 schema, 0.2 schema */
+static SPIPlanPtr lookup_plans[2];
 
 PG_FUNCTION_INFO_V1(sync_invalidate);
 
@@ -444,17 +444,23 @@ get_desc(SyncRegistration *reg)
 	return t;
 }
 
-/* The columns every registry query starts with. */
-#define REGISTRATION_COLUMNS \
-	"t.relid::pg_catalog.oid, t.table_id, t.name, t.key_column::pg_catalog.text," \
-	" coalesce((pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'key_attnum')::pg_catalog.int2, 0)," \
-	" t.owner_column::pg_catalog.text," \
-	" coalesce((pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'owner_attnum')::pg_catalog.int2, 0)," \
+/*
+ * The columns every registry query starts with; key and owner are the
+ * expressions of the column numbers. An 0.1 schema, before ALTER EXTENSION
+ * UPDATE, has no column numbers: 0 then means the primary key and the owner
+ * by name. (sync_schema_02() tells which, on every call: an update in the
+ * middle of a session switches to the 0.2 queries.)
+ */
+#define REGISTRATION_COLUMNS(key, owner) \
+	"t.relid::pg_catalog.oid, t.table_id, t.name, t.key_column::pg_catalog.text, " key "," \
+	" t.owner_column::pg_catalog.text, " owner "," \
 	" t.conflict_policy," \
 	" coalesce((t.options OPERATOR(pg_catalog.->>) 'pull_only')::pg_catalog.bool, false)," \
 	" t.options::pg_catalog.text"
-/* (the column numbers through to_jsonb: an 0.1 schema, before ALTER EXTENSION
- * UPDATE, has none, and 0 then means the primary key and the owner by name) */
+#define REGISTRATION_COLUMNS_02 \
+	REGISTRATION_COLUMNS("t.key_attnum", "coalesce(t.owner_attnum, 0::pg_catalog.int2)")
+#define REGISTRATION_COLUMNS_01 \
+	REGISTRATION_COLUMNS("0::pg_catalog.int2", "0::pg_catalog.int2")
 #define REGISTRATION_NCOLUMNS 10
 
 /* Reads a registration from the first columns of a registry query's row. */
@@ -497,27 +503,31 @@ sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names)
 	List	   *out = NIL;
 	SPITupleTable *tt;
 	uint64		n;
+	int			v02 = sync_schema_02() ? 1 : 0;
 
-	if (load_plan == NULL)
+	if (load_plans[v02] == NULL)
 	{
 		Oid			types[1] = {PG_SNAPSHOTOID};
 
-		load_plan = sync_prepare(
-			"SELECT " REGISTRATION_COLUMNS ","
+		/* (the table's storage by a scalar subquery: one index probe, whatever the statistics) */
+		load_plans[v02] = sync_prepare(psprintf(
+			"SELECT %s,"
 			"       CASE WHEN $1 IS NULL THEN true"
 			"            ELSE NOT pg_catalog.pg_visible_in_snapshot(t.registered_xid, $1) END,"
-			"       t.registered_xid, c.relfilenode,"
-			"       CASE WHEN $1 IS NULL THEN false"
-			"            ELSE (pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'replaced_xid') IS NOT NULL"
-			"             AND NOT pg_catalog.pg_visible_in_snapshot("
-			"                   (pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'replaced_xid')::pg_catalog.xid8, $1) END"
+			"       t.registered_xid,"
+			"       (SELECT c.relfilenode FROM pg_catalog.pg_class c"
+			"         WHERE c.oid OPERATOR(pg_catalog.=) t.relid),"
+			"       %s"
 			"  FROM _pg_sync.tables t"
-			"  LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid"
-			" ORDER BY t.table_id", 1, types);
+			" ORDER BY t.table_id",
+			v02 ? REGISTRATION_COLUMNS_02 : REGISTRATION_COLUMNS_01,
+			v02 ? "$1 IS NOT NULL AND t.replaced_xid IS NOT NULL"
+			"     AND NOT pg_catalog.pg_visible_in_snapshot(t.replaced_xid, $1)" : "false"),
+			1, types);
 	}
 	args[0] = (prev && prev->id != 0) ? prev->snap : (Datum) 0;
 	nulls[0] = (prev && prev->id != 0) ? ' ' : 'n';
-	rc = SPI_execute_plan(load_plan, args, nulls, true, 0);
+	rc = SPI_execute_plan(load_plans[v02], args, nulls, true, 0);
 	sync_check_spi(rc, SPI_OK_SELECT, "reading registered tables");
 	/* building a descriptor may run queries: keep this result */
 	tt = SPI_tuptable;
@@ -580,20 +590,22 @@ sync_registry_lookup(Oid relid, bool missing_ok)
 	RegistryEntry *e = hash_search(registry, &relid, HASH_FIND, NULL);
 	Datum		args[1];
 	int			rc;
+	int			v02;
 	SyncRegistration reg;
 
 	if (e && e->desc && e->desc->valid)
 		return e->desc;
-	if (lookup_plan == NULL)
+	v02 = sync_schema_02() ? 1 : 0;
+	if (lookup_plans[v02] == NULL)
 	{
 		Oid			types[1] = {OIDOID};
 
-		lookup_plan = sync_prepare(
-			"SELECT " REGISTRATION_COLUMNS
-			"  FROM _pg_sync.tables t WHERE t.relid OPERATOR(pg_catalog.=) $1", 1, types);
+		lookup_plans[v02] = sync_prepare(psprintf(
+			"SELECT %s FROM _pg_sync.tables t WHERE t.relid OPERATOR(pg_catalog.=) $1",
+			v02 ? REGISTRATION_COLUMNS_02 : REGISTRATION_COLUMNS_01), 1, types);
 	}
 	args[0] = ObjectIdGetDatum(relid);
-	rc = SPI_execute_plan(lookup_plan, args, NULL, false, 1);
+	rc = SPI_execute_plan(lookup_plans[v02], args, NULL, false, 1);
 	sync_check_spi(rc, SPI_OK_SELECT, "reading a registration");
 	if (SPI_processed == 0)
 	{
