@@ -19,8 +19,24 @@
 PG_FUNCTION_INFO_V1(sync_changed_users);
 
 static SPIPlanPtr any_plan = NULL;
-static SPIPlanPtr owners_plan = NULL;
 static SPIPlanPtr now_plan = NULL;
+
+/* Whether a table has a change of one owner that a snapshot did not see ($1 table, $2 owner, $3 snapshot). */
+static SPIPlanPtr
+any_plan_of(void)
+{
+	if (any_plan == NULL)
+	{
+		Oid			types[3] = {INT4OID, TEXTOID, PG_SNAPSHOTOID};
+
+		any_plan = sync_prepare(
+			"SELECT FROM _pg_sync.row_meta"
+			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2"
+			"   AND xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($3)"
+			"   AND NOT pg_catalog.pg_visible_in_snapshot(xid, $3) LIMIT 1", 3, types);
+	}
+	return any_plan;
+}
 
 /*
  * SQL: sync_changed_users(since text, user_ids text[]) → json
@@ -81,7 +97,6 @@ sync_changed_users(PG_FUNCTION_ARGS)
 		SyncTable  *t = ref->desc;
 		Datum		args[3];
 		Datum	   *owners;
-		uint64		j;
 
 		if (ref->vanished || all)
 			continue;
@@ -90,18 +105,8 @@ sync_changed_users(PG_FUNCTION_ARGS)
 		if (t->owner < 0)
 		{
 			sync_owner_enter(&owner_ctx);
-			if (any_plan == NULL)
-			{
-				Oid			types[3] = {INT4OID, TEXTOID, PG_SNAPSHOTOID};
-
-				any_plan = sync_prepare(
-					"SELECT FROM _pg_sync.row_meta"
-					" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2"
-					"   AND xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($3)"
-					"   AND NOT pg_catalog.pg_visible_in_snapshot(xid, $3) LIMIT 1", 3, types);
-			}
 			args[1] = CStringGetTextDatum("");
-			rc = SPI_execute_plan(any_plan, args, NULL, true, 1);
+			rc = SPI_execute_plan(any_plan_of(), args, NULL, true, 1);
 			sync_check_spi(rc, SPI_OK_SELECT, "reading changes");
 			all = SPI_processed > 0;
 			sync_owner_leave(&owner_ctx);
@@ -109,34 +114,33 @@ sync_changed_users(PG_FUNCTION_ARGS)
 		}
 		if (nusers == 0)
 			continue;
-		/* each user as the owner column holds it (the column's type decides) */
-		owners = palloc(sizeof(Datum) * nusers);
-		for (i = 0; i < nusers; i++)
-			owners[i] = unulls[i] ? CStringGetTextDatum("") :
-				CStringGetTextDatum(sync_owner_text(t, TextDatumGetCString(users[i])));
+		/*
+		 * Each user as the owner column holds it (the column's type decides),
+		 * probed alone: one index range each, whatever the planner knows of
+		 * the change records' size.
+		 */
+		owners = palloc0(sizeof(Datum) * nusers);
+		for (i = 0; i < nusers; i++)	/* (as the caller: the column type's functions) */
+			if (!unulls[i])
+				owners[i] = CStringGetTextDatum(sync_owner_text(t, TextDatumGetCString(users[i])));
 		sync_owner_enter(&owner_ctx);
-		if (owners_plan == NULL)
+		for (i = 0; i < nusers; i++)
 		{
-			Oid			types[3] = {INT4OID, TEXTARRAYOID, PG_SNAPSHOTOID};
+			char	   *user;
 
-			owners_plan = sync_prepare(
-				"SELECT DISTINCT owner FROM _pg_sync.row_meta"
-				" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) ANY($2)"
-				"   AND xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($3)"
-				"   AND NOT pg_catalog.pg_visible_in_snapshot(xid, $3)", 3, types);
+			if (unulls[i])
+				continue;
+			user = TextDatumGetCString(users[i]);
+			if (sync_idset_has(changed, user))
+				continue;
+			args[1] = owners[i];
+			rc = SPI_execute_plan(any_plan_of(), args, NULL, true, 1);
+			sync_check_spi(rc, SPI_OK_SELECT, "reading changes");
+			if (SPI_processed > 0)
+				sync_idset_add(changed, user);
 		}
-		args[1] = PointerGetDatum(construct_array(owners, nusers, TEXTOID, -1, false, TYPALIGN_INT));
-		rc = SPI_execute_plan(owners_plan, args, NULL, true, 0);
-		sync_check_spi(rc, SPI_OK_SELECT, "reading changes");
 		sync_owner_leave(&owner_ctx);
-		for (j = 0; j < SPI_processed; j++)
-		{
-			char	   *own = SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1);
-
-			for (i = 0; i < nusers; i++)
-				if (!unulls[i] && strcmp(TextDatumGetCString(owners[i]), own) == 0)
-					sync_idset_add(changed, TextDatumGetCString(users[i]));
-		}
+		pfree(owners);
 	}
 
 	initStringInfo(&out);
