@@ -6,7 +6,7 @@
 # Assumes pg_sync is installed. Ends with node's "# pass N" / "# fail N"; non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export PATH="/usr/lib/postgresql/15/bin:$PATH"
+. test/pg15-bin.sh
 e2e=test/e2e
 if [ ! -x $e2e/node_modules/.bin/deno ] || [ ! -d $e2e/node_modules/@nozbe/watermelondb ] || [ ! -d $e2e/node_modules/jose ]; then
   echo "== installing npm dependencies (test/e2e)"

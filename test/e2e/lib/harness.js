@@ -118,10 +118,13 @@ export function lit(value) {
 
 // ---------------------------------------------------------------------------------------------
 // The database schema. tasks is per user (owner_id), projects is shared by everyone.
-const SCHEMA_SQL = `
+// ROLES_SQL: the extension and the roles, which SCHEMA_SQL and the policy tests' schema start with.
+export const ROLES_SQL = `
 CREATE EXTENSION pg_sync;
 CREATE ROLE authenticated NOLOGIN;
 CREATE ROLE anon NOLOGIN;
+`
+export const SCHEMA_SQL = `${ROLES_SQL}
 
 CREATE TABLE projects (
     id         text PRIMARY KEY,
@@ -158,6 +161,42 @@ const DB_ROWS = {
   projects: () => `SELECT id, name, color, ${ms('created_at')}, ${ms('updated_at')} FROM projects`,
 }
 export const TABLES = Object.keys(DB_ROWS)
+
+// Tables a test declares for its own schema (startStack({schemaSql, clientTables})), one spec each:
+//   {name, owner: 'owner_id' (per user; omit for a shared table), columns: {column: kind}}
+// kind: 'string', 'number', 'boolean', or 'timestamp' (a timestamptz in the database, epoch
+// milliseconds on the device); a trailing '?' makes it optional. The model's properties are the
+// column names; created_at and updated_at of kind 'timestamp' are WatermelonDB's own (set on create,
+// touched on every update, by the device's clock: see Device.clockOffsetMs).
+function tableFromSpec(spec) {
+  const kinds = Object.entries(spec.columns).map(([name, kind]) => ({
+    name,
+    kind: kind.replace(/\?$/, ''),
+    isOptional: kind.endsWith('?'),
+  }))
+  const schema = tableSchema({
+    name: spec.name,
+    columns: kinds.map(({ name, kind, isOptional }) => ({ name, type: kind === 'timestamp' ? 'number' : kind, isOptional })),
+  })
+  const ModelClass = class extends Model {
+    static table = spec.name
+  }
+  const props = {}
+  for (const { name, kind } of kinds) {
+    if (kind === 'timestamp' && name === 'created_at') props.createdAt = [readonly, date('created_at')]
+    else if (kind === 'timestamp' && name === 'updated_at') props.updatedAt = [readonly, date('updated_at')]
+    else props[name] = [field(name)]
+  }
+  decorate(ModelClass, props)
+  const select = kinds.map(({ name, kind }) => (kind === 'timestamp' ? ms(name) : name)).join(', ')
+  return {
+    name: spec.name,
+    schema,
+    ModelClass,
+    ownerProp: spec.owner,
+    dbRows: (user) => `SELECT id, ${select} FROM ${spec.name}${spec.owner ? ` WHERE ${spec.owner} = ${lit(user.id)}` : ''}`,
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // The client side: WatermelonDB schema and models, as an app would declare them (decorators
@@ -199,6 +238,12 @@ function decorate(ModelClass, props) {
   }
 }
 
+// The default tables, as startStack() without clientTables gives every device.
+const DEFAULT_TABLES = () => [
+  { name: 'projects', schema: clientSchema.tables.projects, ModelClass: Project, ownerProp: null, dbRows: DB_ROWS.projects },
+  { name: 'tasks', schema: clientSchema.tables.tasks, ModelClass: Task, ownerProp: 'ownerId', dbRows: DB_ROWS.tasks },
+]
+
 class Project extends Model {
   static table = 'projects'
 }
@@ -235,12 +280,23 @@ export class SyncHttpError extends Error {
   }
 }
 
-async function post(url, token, body, fetchImpl = fetch) {
-  const res = await fetchImpl(url, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  })
+// headers: extra request headers (X-Sync-Client-Id, Idempotency-Key).
+async function post(url, token, body, fetchImpl = fetch, headers = {}) {
+  return answer(
+    url,
+    await fetchImpl(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    }),
+  )
+}
+
+async function get(url, token, headers = {}) {
+  return answer(url, await fetch(url, { headers: { authorization: `Bearer ${token}`, ...headers } }))
+}
+
+async function answer(url, res) {
   const text = await res.text()
   if (!res.ok) {
     // Non-2xx must reject: WatermelonDB marks pushed records as synced whenever pushChanges resolves.
@@ -259,14 +315,28 @@ const countChanges = (changes) =>
 // ---------------------------------------------------------------------------------------------
 // Devices
 
+// options of a device (newDevice(user, name, options)):
+//   clientId:    sent as X-Sync-Client-Id on every pull and push (the device is known to pg_sync);
+//   idempotent:  every push carries an Idempotency-Key: a new one per push document, the same one
+//                when the document a push sends is the one whose answer was lost (a transport error,
+//                not an HTTP answer), whether sent again by pushRetries or by the next sync;
+//   pushRetries: how often a push whose answer was lost is sent again at once (default 0).
 export class Device {
-  constructor(stack, user, name) {
+  constructor(stack, user, name, { clientId = null, idempotent = false, pushRetries = 0 } = {}) {
     this.stack = stack
     this.user = user
     this.name = name
+    this.clientId = clientId
+    this.idempotent = idempotent
+    this.pushRetries = pushRetries
+    this.unanswered = null // {key, changes}: the push whose answer was lost, while idempotent
+    this.pushAttempts = [] // every push request: {key, changes (text), status | error}
+    // The device's clock, as WatermelonDB reads it for created_at / updated_at: real time plus
+    // this offset (a device whose clock runs fast), or a fixed time given to create/update.
+    this.clockOffsetMs = 0
     this.database = new Database({
       adapter: new LokiJSAdapter({
-        schema: clientSchema,
+        schema: stack.clientSchema,
         dbName: `${name}-${randomUUID()}`,
         useWebWorker: false,
         // No IndexedDB in Node: the adapter falls back to LokiJS's in-memory store either way.
@@ -275,27 +345,47 @@ export class Device {
         // No autosave timer (it would keep Node alive); nothing is persisted anyway.
         extraLokiOptions: { autosave: false },
       }),
-      modelClasses: [Project, Task],
+      modelClasses: stack.clientTables.map((t) => t.ModelClass),
     })
     this.syncs = [] // one report per sync(), see below
   }
 
+  // Runs fn (which must create or update a record synchronously, as WatermelonDB's create/update
+  // do before their first await) with Date.now reading the device's clock.
+  #onDeviceClock(fn, at) {
+    if (at === undefined && this.clockOffsetMs === 0) return fn()
+    const realNow = Date.now
+    const offset = this.clockOffsetMs
+    Date.now = at === undefined ? () => realNow() + offset : () => at
+    try {
+      return fn()
+    } finally {
+      Date.now = realNow
+    }
+  }
+
   // --- what the app does -------------------------------------------------------------------
 
-  async create(table, props) {
+  // at: the device clock's time (epoch ms) for created_at / updated_at, instead of its clock.
+  async create(table, props, { at } = {}) {
+    const ownerProp = this.stack.clientTables.find((t) => t.name === table)?.ownerProp
     return this.database.write(async () => {
-      const record = await this.database.get(table).create((r) => {
-        if (table === 'tasks') r.ownerId = this.user.id // the app knows who is signed in
-        Object.assign(r, props)
-      })
+      const record = await this.#onDeviceClock(
+        () =>
+          this.database.get(table).create((r) => {
+            if (ownerProp) r[ownerProp] = this.user.id // the app knows who is signed in
+            Object.assign(r, props)
+          }),
+        at,
+      )
       return record.id
     })
   }
 
-  async update(table, id, props) {
+  async update(table, id, props, { at } = {}) {
     await this.database.write(async () => {
       const record = await this.database.get(table).find(id)
-      await record.update((r) => Object.assign(r, props))
+      await this.#onDeviceClock(() => record.update((r) => Object.assign(r, props)), at)
     })
   }
 
@@ -325,6 +415,60 @@ export class Device {
     return hasUnsyncedChanges({ database: this.database })
   }
 
+  // Raw records of a table with their sync state (live and locally deleted): {id: raw}.
+  async localState(table) {
+    const state = {}
+    for (const raw of await this.raws(table)) state[raw.id] = raw
+    for (const id of await this.database.adapter.getDeletedRecords(table)) state[id] = { id, _status: 'deleted' }
+    return state
+  }
+
+  #deviceHeaders() {
+    return this.clientId === null ? {} : { 'x-sync-client-id': this.clientId }
+  }
+
+  // GET .../status, .../conflicts as this device's app (X-Sync-Client-Id when it has one).
+  status() {
+    return get(`${this.stack.functionUrl}/status`, this.user.token, this.#deviceHeaders())
+  }
+
+  conflicts() {
+    return get(`${this.stack.functionUrl}/conflicts`, this.user.token, this.#deviceHeaders())
+  }
+
+  resolve(conflictId, resolution, merged) {
+    return post(`${this.stack.functionUrl}/conflicts/${conflictId}/resolve`, this.user.token, { resolution, merged })
+  }
+
+  // One push over HTTP, as the app sends it: the device headers, an Idempotency-Key when the device
+  // is idempotent, pushRetries more sends of the same request when its answer is lost.
+  async #push(changes, lastPulledAt, fetchImpl = fetch) {
+    const text = JSON.stringify(changes)
+    const headers = this.#deviceHeaders()
+    if (this.idempotent) {
+      if (this.unanswered?.changes !== text) this.unanswered = { key: randomUUID(), changes: text }
+      headers['idempotency-key'] = this.unanswered.key
+    }
+    for (let attempt = 0; ; attempt++) {
+      const sent = { key: headers['idempotency-key'] ?? null, changes: text }
+      this.pushAttempts.push(sent)
+      try {
+        const result = await post(`${this.stack.functionUrl}/push`, this.user.token, { changes, lastPulledAt }, fetchImpl, headers)
+        sent.status = 200
+        this.unanswered = null
+        return result
+      } catch (error) {
+        if (error instanceof SyncHttpError) {
+          sent.status = error.status
+          this.unanswered = null // answered: a failed push keeps nothing on the server
+          throw error
+        }
+        sent.error = error
+        if (attempt >= this.pushRetries) throw error // lost: `unanswered` keeps the key for later
+      }
+    }
+  }
+
   // --- sync ----------------------------------------------------------------------------------
 
   // One WatermelonDB synchronize() call. hooks (first attempt only):
@@ -342,7 +486,7 @@ export class Device {
         sendCreatedAsUpdated: true, // pg_sync sends every live record in `updated`
         pullChanges: async ({ lastPulledAt, schemaVersion, migration }) => {
           attempt.lastPulledAt = lastPulledAt
-          const result = await post(`${base}/pull`, token, { lastPulledAt, schemaVersion, migration })
+          const result = await post(`${base}/pull`, token, { lastPulledAt, schemaVersion, migration }, fetch, this.#deviceHeaders())
           attempt.timestamp = result.timestamp
           attempt.pulled = countChanges(result.changes)
           attempt.pullResult = result
@@ -355,7 +499,7 @@ export class Device {
           attempt.pushLastPulledAt = lastPulledAt
           // The server answers {"created": n, "updated": n, "deleted": n} and, when records were
           // rejected, experimentalRejectedIds, which WatermelonDB reads from the returned object.
-          attempt.pushResult = await post(`${base}/push`, token, { changes, lastPulledAt }, hooks.pushFetch)
+          attempt.pushResult = await this.#push(changes, lastPulledAt, hooks.pushFetch)
           return attempt.pushResult
         },
       })
@@ -410,6 +554,7 @@ export class Device {
 // options.functionEnv: extra environment for the edge function.
 // options.functionDir: another copy of the edge function (default: examples/supabase/functions/sync).
 // options.schemaSql: the database schema to load instead of this file's SCHEMA_SQL.
+// options.clientTables: the devices' tables for that schema (see tableFromSpec).
 export async function startStack(options = {}) {
   const stack = new Stack(options)
   try {
@@ -422,10 +567,14 @@ export async function startStack(options = {}) {
 }
 
 class Stack {
-  constructor({ functionEnv = {}, functionDir = FUNCTION_DIR, schemaSql = SCHEMA_SQL } = {}) {
+  constructor({ functionEnv = {}, functionDir = FUNCTION_DIR, schemaSql = SCHEMA_SQL, clientTables } = {}) {
     this.functionEnv = functionEnv
     this.functionDir = functionDir
     this.schemaSql = schemaSql
+    // the tables of every device (and of assertConverged): the default two, or the test's own
+    this.clientTables = clientTables ? clientTables.map(tableFromSpec) : DEFAULT_TABLES()
+    this.clientSchema = appSchema({ version: 1, tables: this.clientTables.map((t) => t.schema) })
+    this.tables = this.clientTables.map((t) => t.name)
     this.secret = randomBytes(32).toString('hex')
     this.key = new TextEncoder().encode(this.secret)
     this.fnOutput = ''
@@ -580,7 +729,7 @@ class Stack {
   }
 
   async dbRows(table, user) {
-    const rows = await this.query(DB_ROWS[table](user))
+    const rows = await this.query(this.clientTables.find((t) => t.name === table).dbRows(user))
     return rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   }
 
@@ -600,9 +749,10 @@ class Stack {
   }
 
   // A new device (an app install) of a user, with an empty local database, ready to use.
-  async newDevice(user, name) {
-    const device = new Device(this, user, name)
-    await device.database.get('tasks').query().fetchCount() // waits for the adapter's setup
+  // options: see Device.
+  async newDevice(user, name, options) {
+    const device = new Device(this, user, name, options)
+    await device.database.get(this.tables[0]).query().fetchCount() // waits for the adapter's setup
     return device
   }
 
@@ -679,9 +829,10 @@ export async function deviceRows(device, table) {
   return raws.map(({ _status, _changed, ...row }) => row)
 }
 
-// Every device holds exactly the database's rows: its user's tasks, all projects. Full contents.
+// Every device holds exactly the database's rows: its user's rows of per-user tables, all rows of
+// shared ones (tasks and projects by default). Full contents.
 export async function assertConverged(stack, devices) {
-  for (const table of TABLES) {
+  for (const table of stack.tables) {
     for (const device of devices) {
       const expected = await stack.dbRows(table, device.user)
       const actual = await deviceRows(device, table)

@@ -3,7 +3,12 @@
 //
 //   POST .../sync/pull  {"lastPulledAt": n|null, "schemaVersion": n, "migration": {...}|null}
 //   POST .../sync/push  {"changes": {...}, "lastPulledAt": n}
+//   GET  .../sync/status                    sync_status(client_id)
+//   GET  .../sync/conflicts                 sync_conflicts(), as a JSON array
+//   POST .../sync/conflicts/<id>/resolve    {"resolution": "server"|"client"|"merged", "merged": {...}}
 //   Authorization: Bearer <JWT signed HS256 with the project's JWT secret>
+//   X-Sync-Client-Id: <the device>          optional: client_id of every call (devices, no echo)
+//   Idempotency-Key: <one push>             optional: push_id of a push (applied once)
 //
 // A token whose role is SYNC_SERVICE_ROLE (trusted server code) may add "user_id" to either body
 // to act for that user; no other token may.
@@ -44,6 +49,10 @@ if (configuredMaxBody !== undefined && !(Number(configuredMaxBody) > 0)) {
 
 // SQLSTATE -> HTTP status. Everything else is a 500 without details.
 export function statusFor(code: string, route: string): number {
+  if (code === "SY005") return 403; // the device (X-Sync-Client-Id) is deactivated
+  if (code === "SY006") return 400; // an Idempotency-Key used again with another push
+  if (code === "SY007") return 409; // the conflict is resolved already
+  if (code === "42704" && route === "resolve") return 404; // no such conflict (or another user's)
   // push conflict, or the push lost a deadlock / serialization race: pull, then push again
   if (code === "SY001" || (route === "push" && (code === "40001" || code === "40P01"))) return 409;
   // a pull that raced DDL (a table rewritten while it waited): retry the pull
@@ -58,13 +67,15 @@ export function statusFor(code: string, route: string): number {
   return 500;
 }
 
-// An answer that is not 200: always {"error": "...", "code": "<SQLSTATE>"}.
+// An answer that is not 200: always {"error": "...", "code": "<SQLSTATE>"}, plus "record" when the
+// database's error context names the pushed record it is about.
 class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    readonly record: string | null = null,
   ) {
     super(message);
   }
@@ -76,8 +87,9 @@ function corsHeaders(req: Request): Record<string, string> {
   const origin = req.headers.get("origin");
   const allowed = corsOrigins.includes("*") ? "*" : origin !== null && corsOrigins.includes(origin) ? origin : null;
   const headers: Record<string, string> = {
-    "access-control-allow-headers": "authorization, x-client-info, apikey, content-type",
-    "access-control-allow-methods": "POST, OPTIONS",
+    "access-control-allow-headers":
+      "authorization, x-client-info, apikey, content-type, x-sync-client-id, idempotency-key",
+    "access-control-allow-methods": "GET, POST, OPTIONS",
     "access-control-expose-headers": "www-authenticate",
     "access-control-max-age": "86400",
   };
@@ -183,12 +195,27 @@ function asCaller<T>(role: string, claims: Record<string, unknown>, fn: (tx: pos
   });
 }
 
+// The device headers: X-Sync-Client-Id (client_id) and Idempotency-Key (push_id). pg_sync takes 1 to
+// 255 bytes; over HTTP they are 1 to 255 visible ASCII characters (no spaces: a header sent twice
+// arrives as "a, b" and is refused). An Idempotency-Key may be quoted, as the IETF draft writes it.
+const visibleAscii = /^[\x21-\x7e]{1,255}$/;
+function deviceHeader(req: Request, name: string): string | null {
+  let value = req.headers.get(name);
+  if (value === null) return null;
+  if (name === "Idempotency-Key" && /^"[^"\\]+"$/.test(value)) value = value.slice(1, -1);
+  if (!visibleAscii.test(value)) {
+    throw new HttpError(400, "22023", `${name} must be 1 to 255 visible ASCII characters`);
+  }
+  return value;
+}
+
 const badToken = () => new HttpError(400, "22023", "lastPulledAt must be an integer or null");
 const badUserId = () => new HttpError(400, "22023", "user_id must be a string");
 const notTrusted = () => new HttpError(403, "42501", `only a ${serviceRole} token may pass user_id`);
 
 // A pull's body is small: parsed here.
 async function pull(req: Request, role: string, claims: Record<string, unknown>): Promise<string> {
+  const clientId = deviceHeader(req, "X-Sync-Client-Id");
   let args: Record<string, unknown>;
   try {
     args = JSON.parse(text(await readBody(req)));
@@ -211,7 +238,8 @@ async function pull(req: Request, role: string, claims: Record<string, unknown>)
       SELECT sync_pull(last_pulled_at => ${lastPulledAt}::bigint,
                        schema_version => ${schemaVersion}::integer,
                        migration => ${migration}::text::jsonb,
-                       user_id => ${userId as string | null}::text)::text AS r`;
+                       user_id => ${userId as string | null}::text,
+                       client_id => ${clientId}::text)::text AS r`;
     return row.r as string;
   });
 }
@@ -309,6 +337,8 @@ const notJson = (e: unknown) => new HttpError(400, "22P02", `the body is not JSO
 // topLevelMembers, the small ones (lastPulledAt, user_id, anything else) are parsed, and the text of
 // "changes" goes to the database as it came, where sync_push reads it with its own parser.
 async function push(req: Request, role: string, claims: Record<string, unknown>): Promise<string> {
+  const clientId = deviceHeader(req, "X-Sync-Client-Id");
+  const pushId = deviceHeader(req, "Idempotency-Key");
   const body = text(await readBody(req));
   const members = topLevelMembers(body);
   if (members === null) {
@@ -340,23 +370,112 @@ async function push(req: Request, role: string, claims: Record<string, unknown>)
     const [row] = await tx`
       SELECT sync_push(changes => ${changes}::text::json,
                        last_pulled_at => ${lastPulledAt}::bigint,
-                       user_id => ${userId as string | null}::text)::text AS r`;
+                       user_id => ${userId as string | null}::text,
+                       client_id => ${clientId}::text,
+                       push_id => ${pushId}::text)::text AS r`;
     return row.r as string;
   });
 }
 
+// GET .../status: sync_status() of the caller, of the device named by X-Sync-Client-Id if any.
+async function syncStatus(req: Request, role: string, claims: Record<string, unknown>): Promise<string> {
+  const clientId = deviceHeader(req, "X-Sync-Client-Id");
+  return await asCaller(role, claims, async (tx) => {
+    const [row] = await tx`SELECT sync_status(client_id => ${clientId}::text)::text AS r`;
+    return row.r as string;
+  });
+}
+
+// GET .../conflicts: the caller's open conflicts (sync_conflicts()), oldest first, as a JSON array.
+async function listConflicts(role: string, claims: Record<string, unknown>): Promise<string> {
+  return await asCaller(role, claims, async (tx) => {
+    const [row] = await tx`
+      SELECT coalesce(json_agg(c ORDER BY c.conflict_id), '[]')::text AS r FROM sync_conflicts() c`;
+    return row.r as string;
+  });
+}
+
+// POST .../conflicts/<id>/resolve {"resolution": "server"|"client"|"merged", "merged": {...}}:
+// sync_resolve_conflict(). An id that is not a conflict id names no conflict: 404, as an unknown one.
+async function resolveConflict(
+  req: Request,
+  role: string,
+  claims: Record<string, unknown>,
+  id: string,
+): Promise<string> {
+  if (!/^[1-9][0-9]{0,18}$/.test(id) || BigInt(id) > 9223372036854775807n) {
+    throw new HttpError(404, "42704", `no conflict ${JSON.stringify(id)}`);
+  }
+  let args: Record<string, unknown>;
+  try {
+    args = JSON.parse(text(await readBody(req)));
+  } catch (e) {
+    if (e instanceof HttpError) throw e;
+    throw notJson(e);
+  }
+  if (typeof args !== "object" || args === null || Array.isArray(args)) {
+    throw new HttpError(400, "22023", "the body must be a JSON object");
+  }
+  if (typeof args.resolution !== "string") throw new HttpError(400, "22023", "resolution must be a string");
+  const merged = args.merged ?? null;
+  if (merged !== null && (typeof merged !== "object" || Array.isArray(merged))) {
+    throw new HttpError(400, "22023", "merged must be a JSON object");
+  }
+  const resolution = args.resolution;
+  const mergedText = merged === null ? null : JSON.stringify(merged);
+  return await asCaller(role, claims, async (tx) => {
+    const [row] = await tx`
+      SELECT sync_resolve_conflict(conflict_id => ${id}::bigint,
+                                   resolution => ${resolution}::text,
+                                   merged => ${mergedText}::text::json)::text AS r`;
+    return row.r as string;
+  });
+}
+
+// The routes, by the end of the path: [route, method, conflict id].
+function routeOf(pathname: string): [string, string, string] | null {
+  const resolveMatch = pathname.match(/\/conflicts\/([^/]+)\/resolve\/?$/);
+  if (resolveMatch) return ["resolve", "POST", resolveMatch[1]];
+  const name = pathname.match(/\/(pull|push|status|conflicts)\/?$/)?.[1];
+  if (!name) return null;
+  return [name, name === "pull" || name === "push" ? "POST" : "GET", ""];
+}
+
+// The PostgreSQL error context line that names a pushed record (`record "x" of table "t", column
+// "c"`), when the error has one.
+function recordOf(e: unknown): string | null {
+  const where = (e as { where?: unknown }).where;
+  if (typeof where !== "string") return null;
+  return where.split("\n").find((line) => /^record ".*" of table "/.test(line)) ?? null;
+}
+
 export async function handle(req: Request): Promise<Response> {
   try {
-    const route = new URL(req.url).pathname.match(/\/(pull|push)\/?$/)?.[1];
-    if (!route) throw new HttpError(404, "42883", "not found: POST .../pull or .../push");
+    const found = routeOf(new URL(req.url).pathname);
+    if (!found) {
+      throw new HttpError(
+        404,
+        "42883",
+        "not found: POST .../pull, .../push, .../conflicts/<id>/resolve; GET .../status, .../conflicts",
+      );
+    }
+    const [route, method, conflictId] = found;
     if (req.method === "OPTIONS") return new Response("ok", { headers: corsHeaders(req) }); // preflight
-    if (req.method !== "POST") throw new HttpError(405, "0A000", "use POST", { allow: "POST, OPTIONS" });
+    if (req.method !== method) throw new HttpError(405, "0A000", `use ${method}`, { allow: `${method}, OPTIONS` });
 
     const claims = await authenticate(req);
     const role = typeof claims.role === "string" ? claims.role : "authenticated";
     if (!roles.has(role)) throw new HttpError(403, "42501", `role ${role} may not sync`);
     try {
-      const body = route === "pull" ? await pull(req, role, claims) : await push(req, role, claims);
+      const body = route === "pull"
+        ? await pull(req, role, claims)
+        : route === "push"
+        ? await push(req, role, claims)
+        : route === "status"
+        ? await syncStatus(req, role, claims)
+        : route === "conflicts"
+        ? await listConflicts(role, claims)
+        : await resolveConflict(req, role, claims, conflictId);
       return reply(req, 200, body);
     } catch (e) {
       if (e instanceof HttpError) throw e;
@@ -366,18 +485,24 @@ export async function handle(req: Request): Promise<Response> {
         console.error(e);
         throw new HttpError(500, code || "XX000", "internal error");
       }
-      throw new HttpError(status, code, (e as Error).message);
+      const record = recordOf(e);
+      throw new HttpError(status, code, (e as Error).message, {}, record);
     }
   } catch (e) {
     if (!(e instanceof HttpError)) {
       console.error(e);
       e = new HttpError(500, "XX000", "internal error");
     }
-    const { status, code, message, headers } = e as HttpError;
+    const { status, code, message, headers, record } = e as HttpError;
     // every 401 says how to authenticate (RFC 6750), also when the database found no user id
     const extra = { ...headers };
     if (status === 401 && !extra["www-authenticate"]) extra["www-authenticate"] = 'Bearer realm="pg_sync"';
-    return reply(req, status, JSON.stringify({ error: message, code }), extra);
+    return reply(
+      req,
+      status,
+      JSON.stringify(record === null ? { error: message, code } : { error: message, code, record }),
+      extra,
+    );
   }
 }
 
