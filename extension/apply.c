@@ -865,6 +865,38 @@ device_has_write(SyncTable *t, PushRecord *r)
 }
 
 /*
+ * Forgets what a device was noted to have of rows it pushed again and the
+ * push did not write as sent (a conflict the policy settled otherwise, a
+ * rejected record): its next pull sends them. As the owner.
+ */
+static void
+forget_origins(PushTable *pt, Datum *ids, int n)
+{
+	static SPIPlanPtr forget_plan = NULL;
+	Datum		args[4];
+	SyncOwnerCtx owner_ctx;
+	int			rc;
+
+	sync_owner_enter(&owner_ctx);
+	if (forget_plan == NULL)
+	{
+		Oid			types[4] = {INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID};
+
+		forget_plan = sync_prepare(
+			"UPDATE _pg_sync.row_meta SET origin = NULL, origin_hash = NULL, origin_cols = NULL"
+			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2"
+			"   AND id OPERATOR(pg_catalog.=) ANY($4) AND origin OPERATOR(pg_catalog.=) $3", 4, types);
+	}
+	args[0] = Int32GetDatum(pt->t->table_id);
+	args[1] = CStringGetTextDatum(pt->owner ? pt->owner : "");
+	args[2] = CStringGetTextDatum(pt->origin);
+	args[3] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+	rc = SPI_execute_plan(forget_plan, args, NULL, false, 0);
+	sync_check_spi(rc, SPI_OK_UPDATE, "forgetting what the device had");
+	sync_owner_leave(&owner_ctx);
+}
+
+/*
  * Notes, for the records the device has as written, which device pushed
  * them and a hash of what it has: its next pulls leave those rows out while
  * they stay as they are. As the owner.
@@ -879,7 +911,9 @@ note_origins(PushTable *pt)
 	Datum	   *cols = palloc(sizeof(Datum) * (pt->nrecs + 1));
 	Datum		args[6];
 	SyncOwnerCtx owner_ctx;
+	Datum	   *stale = palloc(sizeof(Datum) * (pt->nrecs + 1));
 	int			n = 0,
+				nstale = 0,
 				i,
 				c,
 				rc;
@@ -890,7 +924,11 @@ note_origins(PushTable *pt)
 		char	   *cs;
 
 		if (!device_has_write(t, r))
+		{
+			/* the device now has what it pushed, not the row: whatever was noted is stale */
+			stale[nstale++] = CStringGetTextDatum(r->id);
 			continue;
+		}
 		/* the columns the record sent and the push wrote from it */
 		cs = colset_of(t, r);
 		for (c = 0; c < t->ncols; c++)
@@ -907,6 +945,8 @@ note_origins(PushTable *pt)
 		hashes[n] = Int64GetDatum(sync_pushed_hash(t, r->id, r->rec, cs));
 		cols[n++] = CStringGetTextDatum(cs);
 	}
+	if (nstale > 0)
+		forget_origins(pt, stale, nstale);
 	if (n == 0)
 		return;
 	sync_owner_enter(&owner_ctx);
@@ -1029,4 +1069,12 @@ sync_push_reject_all(PushTable *pt)
 	}
 	pt->rejected += pt->nrecs;
 	sync_mark_changed(t, scope, ids, gone, n);
+	if (pt->origin)
+	{
+		Datum	   *all = palloc(sizeof(Datum) * (pt->nrecs + 1));
+
+		for (i = 0; i < pt->nrecs; i++)
+			all[i] = CStringGetTextDatum(pt->recs[i].id);
+		forget_origins(pt, all, pt->nrecs);
+	}
 }

@@ -353,8 +353,6 @@ pending_changes(const char *user, int64 token)
 		}
 	}
 	tables = sync_registry_load(&tok, AccessShareLock, NIL);
-	sync_owner_leave(&owner_ctx);
-
 	if (count_plan == NULL)
 	{
 		Oid			types[3] = {INT4OID, TEXTOID, PG_SNAPSHOTOID};
@@ -365,6 +363,8 @@ pending_changes(const char *user, int64 token)
 			"   AND xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($3)"
 			"   AND NOT pg_catalog.pg_visible_in_snapshot(xid, $3)", 3, types);
 	}
+	sync_owner_leave(&owner_ctx);
+
 	foreach(lc, tables)
 	{
 		SyncTableRef *ref = lfirst(lc);

@@ -121,6 +121,13 @@ CREATE ROLE regress_nobody NOLOGIN;
 SET ROLE regress_nobody;
 SELECT err($q$ SELECT * FROM sync_stats $q$);
 RESET ROLE;
+-- an app's role (no access to pg_sync's schema) sees its own device's status
+GRANT SELECT ON memos, boards, tok TO regress_nobody;
+SET ROLE regress_nobody;
+SELECT (sync_pull(client_id => 'app-device')::jsonb ->> 'timestamp') IS NOT NULL AS pulled;
+SELECT sync_status('app-device')::jsonb - 'last_pull_at' - 'last_push_at' AS app_device_status;
+RESET ROLE;
+REVOKE ALL ON memos, boards, tok FROM regress_nobody;
 
 -- retention removes ledger entries and devices not seen for longer than it
 SELECT pushes, clients FROM sync_prune(interval '1 hour');
