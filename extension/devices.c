@@ -17,6 +17,7 @@
 #include "pg_sync.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -31,6 +32,7 @@ PG_FUNCTION_INFO_V1(sync_status);
 
 static SPIPlanPtr device_plan = NULL;
 static SPIPlanPtr device_lock_plan = NULL;
+static SPIPlanPtr last_pull_plan = NULL;
 static SPIPlanPtr first_pull_plan = NULL;
 static SPIPlanPtr pulled_plan = NULL;
 static SPIPlanPtr pushed_plan = NULL;
@@ -74,14 +76,18 @@ sync_device_open(SyncDevice *dev, const char *user, const char *client_id, bool 
 	{
 		Oid			types[2] = {TEXTOID, TEXTOID};
 		const char *q =
-			"SELECT active, last_token,"
-			"       last_pull_at OPERATOR(pg_catalog.<)"
-			"         (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute')"
-			"  FROM _pg_sync.clients"
+			"SELECT active FROM _pg_sync.clients"
 			" WHERE user_id OPERATOR(pg_catalog.=) $1 AND client_id OPERATOR(pg_catalog.=) $2";
 
 		device_plan = sync_prepare(q, 2, types);
 		device_lock_plan = sync_prepare(psprintf("%s FOR SHARE", q), 2, types);
+		/* (the unlogged record of pulls: only on the primary) */
+		last_pull_plan = sync_prepare(
+			"SELECT last_token,"
+			"       last_pull_at OPERATOR(pg_catalog.<)"
+			"         (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute')"
+			"  FROM _pg_sync.client_pulls"
+			" WHERE user_id OPERATOR(pg_catalog.=) $1 AND client_id OPERATOR(pg_catalog.=) $2", 2, types);
 	}
 	args[0] = CStringGetTextDatum(dev->user);
 	args[1] = CStringGetTextDatum(client_id);
@@ -99,14 +105,22 @@ sync_device_open(SyncDevice *dev, const char *user, const char *client_id, bool 
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	td = SPI_tuptable->tupdesc;
-		Datum		d;
 
 		dev->exists = true;
 		dev->active = DatumGetBool(SPI_getbinval(tup, td, 1, &isnull));
-		d = SPI_getbinval(tup, td, 2, &isnull);
-		dev->last_token = isnull ? 0 : DatumGetInt64(d);
-		d = SPI_getbinval(tup, td, 3, &isnull);
-		dev->pull_stale = isnull || DatumGetBool(d);
+		dev->pull_stale = true;
+		if (!for_push && sync_token_can_record())
+		{
+			rc = SPI_execute_plan(last_pull_plan, args, NULL, true, 1);
+			sync_check_spi(rc, SPI_OK_SELECT, "reading a device");
+			if (SPI_processed == 1)
+			{
+				tup = SPI_tuptable->vals[0];
+				td = SPI_tuptable->tupdesc;
+				dev->last_token = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
+				dev->pull_stale = DatumGetBool(SPI_getbinval(tup, td, 2, &isnull));
+			}
+		}
 	}
 	sync_owner_leave(&owner_ctx);
 
@@ -140,22 +154,20 @@ sync_device_pulled(SyncDevice *dev, int64 token)
 	{
 		if (first_pull_plan == NULL)
 			first_pull_plan = sync_prepare(
-				"INSERT INTO _pg_sync.clients AS c (user_id, client_id, last_pull_at, last_token)"
-				" VALUES ($1, $2, pg_catalog.now(), $3)"
-				" ON CONFLICT (user_id, client_id) DO UPDATE"
-				"   SET last_pull_at = excluded.last_pull_at, last_token = excluded.last_token", 3, types);
+				"INSERT INTO _pg_sync.clients (user_id, client_id) VALUES ($1, $2)"
+				" ON CONFLICT (user_id, client_id) DO NOTHING", 2, types);
 		rc = SPI_execute_plan(first_pull_plan, args, NULL, false, 0);
 		sync_check_spi(rc, SPI_OK_INSERT, "recording a device");
 	}
-	else
-	{
-		if (pulled_plan == NULL)
-			pulled_plan = sync_prepare(
-				"UPDATE _pg_sync.clients SET last_pull_at = pg_catalog.now(), last_token = $3"
-				" WHERE user_id OPERATOR(pg_catalog.=) $1 AND client_id OPERATOR(pg_catalog.=) $2", 3, types);
-		rc = SPI_execute_plan(pulled_plan, args, NULL, false, 0);
-		sync_check_spi(rc, SPI_OK_UPDATE, "recording a pull");
-	}
+	/* (unlogged: a pull that writes nothing else does not wait for a WAL flush) */
+	if (pulled_plan == NULL)
+		pulled_plan = sync_prepare(
+			"INSERT INTO _pg_sync.client_pulls AS p (user_id, client_id, last_pull_at, last_token)"
+			" VALUES ($1, $2, pg_catalog.now(), $3)"
+			" ON CONFLICT (user_id, client_id) DO UPDATE"
+			"   SET last_pull_at = excluded.last_pull_at, last_token = excluded.last_token", 3, types);
+	rc = SPI_execute_plan(pulled_plan, args, NULL, false, 0);
+	sync_check_spi(rc, SPI_OK_INSERT, "recording a pull");
 	sync_owner_leave(&owner_ctx);
 }
 
@@ -427,19 +439,25 @@ sync_status(PG_FUNCTION_ARGS)
 	sync_owner_enter(&owner_ctx);
 	args[0] = CStringGetTextDatum(user);
 	args[1] = client_id ? CStringGetTextDatum(client_id) : (Datum) 0;
-	rc = SPI_execute_with_args(
+	rc = SPI_execute_with_args(psprintf(
 		"SELECT (SELECT pg_catalog.count(*) FROM _pg_sync.clients c WHERE c.user_id OPERATOR(pg_catalog.=) $1),"
 		"       (SELECT pg_catalog.count(*) FROM _pg_sync.conflicts k"
 		"         JOIN _pg_sync.tables t ON t.table_id OPERATOR(pg_catalog.=) k.table_id"
 		"         WHERE k.resolved_at IS NULL AND CASE WHEN t.owner_column IS NULL"
 		"               THEN k.user_id OPERATOR(pg_catalog.=) $1"
 		"               ELSE k.owner OPERATOR(pg_catalog.=) _pg_sync.scope(t.relid) END),"
-		"       pg_catalog.to_json(pg_catalog.max(c.last_pull_at))::pg_catalog.text,"
+		"       pg_catalog.to_json(pg_catalog.max(p.last_pull_at))::pg_catalog.text,"
 		"       pg_catalog.to_json(pg_catalog.max(c.last_push_at))::pg_catalog.text,"
-		"       pg_catalog.max(c.last_token)"
+		"       pg_catalog.max(p.last_token)"
 		"  FROM _pg_sync.clients c"
+		"  LEFT JOIN %s p ON p.user_id OPERATOR(pg_catalog.=) c.user_id"
+		"                AND p.client_id OPERATOR(pg_catalog.=) c.client_id"
 		" WHERE c.user_id OPERATOR(pg_catalog.=) $1"
 		"   AND ($2 IS NULL OR c.client_id OPERATOR(pg_catalog.=) $2)",
+		/* (a standby has no record of pulls) */
+		RecoveryInProgress() ?
+		"(SELECT NULL::pg_catalog.text, NULL::pg_catalog.text, NULL::pg_catalog.timestamptz, NULL::pg_catalog.int8)"
+		" AS p(user_id, client_id, last_pull_at, last_token)" : "_pg_sync.client_pulls"),
 		2, types, args, client_id ? NULL : " n", true, 1);
 	sync_check_spi(rc, SPI_OK_SELECT, "reading devices");
 	devices = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);

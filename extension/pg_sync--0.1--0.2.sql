@@ -649,11 +649,15 @@ BEGIN
     WITH gone AS (
         DELETE FROM _pg_sync.clients c
          USING (SELECT r.ctid FROM _pg_sync.clients r
-                 WHERE greatest(r.first_seen, r.last_pull_at, r.last_push_at) < now() - retain
+                  LEFT JOIN _pg_sync.client_pulls p ON p.user_id = r.user_id AND p.client_id = r.client_id
+                 WHERE greatest(r.first_seen, p.last_pull_at, r.last_push_at) < now() - retain
                    AND r.active     -- a deactivated device stays refused
-                   FOR UPDATE SKIP LOCKED) old
+                   FOR UPDATE OF r SKIP LOCKED) old
          WHERE c.ctid = old.ctid
-        RETURNING 1)
+        RETURNING c.user_id, c.client_id)
+    , pulls AS (
+        DELETE FROM _pg_sync.client_pulls p USING gone
+         WHERE p.user_id = gone.user_id AND p.client_id = gone.client_id)
     SELECT count(*) INTO clients FROM gone;
     RETURN NEXT;
 END
@@ -792,8 +796,6 @@ CREATE TABLE _pg_sync.clients (
     user_id        text NOT NULL,
     client_id      text NOT NULL,
     first_seen     timestamptz NOT NULL DEFAULT now(),
-    last_pull_at   timestamptz,
-    last_token     bigint,              -- the token its last pull returned
     last_push_at   timestamptz,
     pushes         bigint NOT NULL DEFAULT 0,
     records_pushed bigint NOT NULL DEFAULT 0,
@@ -802,6 +804,18 @@ CREATE TABLE _pg_sync.clients (
     per_table      jsonb NOT NULL DEFAULT '{}', -- {"<table_id>": {"pushes", "records", "rejected", "conflicts"}}
     active         boolean NOT NULL DEFAULT true,
     info           jsonb,
+    PRIMARY KEY (user_id, client_id)
+);
+
+-- The last pull of each device: when, and the token it returned. Written
+-- by every pull whose token changed, so kept unlogged: a pull that records
+-- nothing else commits without waiting for a WAL flush. Lost in a crash
+-- (devices show no last pull until they pull again); a hot standby has none.
+CREATE UNLOGGED TABLE _pg_sync.client_pulls (
+    user_id      text NOT NULL,
+    client_id    text NOT NULL,
+    last_pull_at timestamptz NOT NULL,
+    last_token   bigint NOT NULL,
     PRIMARY KEY (user_id, client_id)
 );
 
@@ -835,13 +849,27 @@ CREATE FUNCTION sync_clients()
     RETURNS TABLE (client_id text, first_seen timestamptz, last_pull_at timestamptz,
                    last_push_at timestamptz, last_token bigint, pushes bigint,
                    records_pushed bigint, conflicts bigint, active boolean, info jsonb)
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT c.client_id, c.first_seen, c.last_pull_at, c.last_push_at, c.last_token, c.pushes,
-           c.records_pushed, c.conflicts, c.active, c.info
-      FROM _pg_sync.clients c
-     WHERE c.user_id = _pg_sync.caller()
-     ORDER BY c.client_id
+BEGIN
+    IF pg_is_in_recovery() THEN
+        -- (a standby has no record of pulls)
+        RETURN QUERY
+        SELECT c.client_id, c.first_seen, NULL::timestamptz, c.last_push_at, NULL::bigint, c.pushes,
+               c.records_pushed, c.conflicts, c.active, c.info
+          FROM _pg_sync.clients c
+         WHERE c.user_id = _pg_sync.caller()
+         ORDER BY c.client_id;
+    ELSE
+        RETURN QUERY
+        SELECT c.client_id, c.first_seen, p.last_pull_at, c.last_push_at, p.last_token, c.pushes,
+               c.records_pushed, c.conflicts, c.active, c.info
+          FROM _pg_sync.clients c
+          LEFT JOIN _pg_sync.client_pulls p ON p.user_id = c.user_id AND p.client_id = c.client_id
+         WHERE c.user_id = _pg_sync.caller()
+         ORDER BY c.client_id;
+    END IF;
+END
 $$;
 COMMENT ON FUNCTION sync_clients() IS 'the calling user''s devices';
 
@@ -935,12 +963,13 @@ COMMENT ON VIEW sync_stats_tables IS
 
 CREATE VIEW sync_stats_clients AS
 SELECT c.user_id, c.client_id, c.first_seen,
-       greatest(c.last_pull_at, c.last_push_at) AS last_seen,
-       (SELECT count(*) FROM _pg_sync.checkpoints k WHERE k.id > c.last_token) AS lag_checkpoints,
+       greatest(p.last_pull_at, c.last_push_at) AS last_seen,
+       (SELECT count(*) FROM _pg_sync.checkpoints k WHERE k.id > p.last_token) AS lag_checkpoints,
        coalesce(extract(epoch FROM now() - (SELECT min(k.created_at) FROM _pg_sync.checkpoints k
-                                             WHERE k.id > c.last_token)), 0) AS lag_seconds,
+                                             WHERE k.id > p.last_token)), 0) AS lag_seconds,
        c.pushes, c.records_pushed, c.conflicts, c.rejected, c.active
-  FROM _pg_sync.clients c;
+  FROM _pg_sync.clients c
+  LEFT JOIN _pg_sync.client_pulls p ON p.user_id = c.user_id AND p.client_id = c.client_id;
 COMMENT ON VIEW sync_stats_clients IS
     'per device: last seen, how far behind (checkpoints recorded after its token, and since when), pushes, conflicts';
 

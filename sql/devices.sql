@@ -132,10 +132,20 @@ REVOKE ALL ON memos, boards, tok FROM regress_nobody;
 -- retention removes ledger entries and devices not seen for longer than it
 SELECT pushes, clients FROM sync_prune(interval '1 hour');
 UPDATE _pg_sync.push_ledger SET created_at = created_at - interval '2 hours' WHERE push_id = 'push-1';
-UPDATE _pg_sync.clients SET first_seen = first_seen - interval '2 hours', last_pull_at = last_pull_at - interval '2 hours',
+UPDATE _pg_sync.clients SET first_seen = first_seen - interval '2 hours',
                             last_push_at = last_push_at - interval '2 hours' WHERE client_id = 'tablet';
+UPDATE _pg_sync.client_pulls SET last_pull_at = last_pull_at - interval '2 hours' WHERE client_id = 'tablet';
 SELECT pushes, clients FROM sync_prune(interval '1 hour');
 SELECT client_id FROM sync_clients();
+SELECT count(*) AS tablet_pulls_left FROM _pg_sync.client_pulls WHERE client_id = 'tablet';
+-- a deactivated device stays (and stays refused), however long it is not seen
+SELECT sync_deactivate_client('phone');
+UPDATE _pg_sync.clients SET first_seen = first_seen - interval '2 hours',
+                            last_push_at = last_push_at - interval '2 hours' WHERE client_id = 'phone';
+UPDATE _pg_sync.client_pulls SET last_pull_at = last_pull_at - interval '2 hours' WHERE client_id = 'phone';
+SELECT clients FROM sync_prune(interval '1 hour');
+SELECT client_id, active FROM sync_clients();
+SELECT sync_activate_client('phone');
 
 SELECT set_config('request.jwt.claims', '', false);
 SELECT sync_unregister_table(t) FROM unnest(ARRAY['memos', 'boards']::regclass[]) t;
