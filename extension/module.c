@@ -183,6 +183,23 @@ sync_prepare(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
+/*
+ * Prepares a statement planned anew for every call's parameters (custom
+ * plans: where the best plan depends on them) and keeps it.
+ */
+SPIPlanPtr
+sync_prepare_custom(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+
+	if (plan == NULL)
+		elog(ERROR, "pg_sync: could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "pg_sync: could not keep plan");
+	return plan;
+}
+
 /* Raises an internal error when an SPI call did not return what it should. */
 void
 sync_check_spi(int rc, int expected, const char *what)
