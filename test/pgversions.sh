@@ -17,10 +17,10 @@
 # Any of PGSRC_14 .. PGSRC_18 may be set; PG_CONFIG (default: pg_config, if
 # found) adds the installed server's headers as a baseline.
 #
-# Flags: each tree's own CFLAGS and CPPFLAGS (src/Makefile.global, what PGXS
-# of that version uses; -O2 included, so that warnings such as
-# -Wmaybe-uninitialized show) plus the PG_CPPFLAGS of the project's Makefile
-# (-Wall -Wextra ...). Objects are written to /dev/null.
+# Flags: each tree's own CC, CFLAGS, CFLAGS_SL, CFLAGS_SL_MODULE and CPPFLAGS
+# (src/Makefile.global: what PGXS of that version uses; -O2 included, so
+# that warnings such as -Wmaybe-uninitialized show) plus the PG_CPPFLAGS of
+# the project's Makefile (-Wall -Wextra ...). Objects go to /dev/null.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
@@ -88,7 +88,7 @@ for v in 14 15 16 17 18; do
 		*) echo "FAIL $var=$tree is PostgreSQL $ver"; fail=1; continue ;;
 	esac
 	check "PostgreSQL $ver ($tree)" "$(tree_var "$tree" CC)" \
-		"$(tree_var "$tree" CFLAGS) $(tree_var "$tree" CFLAGS_SL)" "$(tree_var "$tree" CPPFLAGS | sed -E 's/(^| )-I[^ ]*//g')" \
+		"$(tree_var "$tree" CFLAGS) $(tree_var "$tree" CFLAGS_SL) $(tree_var "$tree" CFLAGS_SL_MODULE)" "$(tree_var "$tree" CPPFLAGS | sed -E 's/(^| )-I[^ ]*//g')" \
 		"$tree/src/include"
 done
 
