@@ -59,7 +59,7 @@ typedef struct DecodeState
 	int			fcap;
 	bool		has_id;
 	char	   *field;			/* the record field whose value comes next */
-	char	   *compound_start; /* where an object/array field value began */
+	const char *compound_start;	/* where an object/array field value began */
 	size_t		total;			/* records in the document so far */
 	char	  **names;			/* the table names so far: an open-addressing set */
 	uint32		nslots;			/* its size, a power of two */

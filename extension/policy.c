@@ -13,6 +13,7 @@
  */
 #include "pg_sync.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "utils/array.h"
