@@ -40,11 +40,13 @@ async function signedIn() {
 
 const writes = async (id) => Number((await stack.sql(`SELECT coalesce((SELECT n FROM task_writes WHERE id = '${id}'), 0)`)) || 0)
 
-// The device's row as pg_sync keeps it (superuser view of _pg_sync.clients).
+// The device's row as pg_sync keeps it (superuser view of _pg_sync.clients, its last pull in _pg_sync.client_pulls).
 async function deviceRow(userId, clientId) {
   const rows = await stack.query(
-    `SELECT client_id, pushes, records_pushed, active, last_pull_at IS NOT NULL AS pulled, last_push_at IS NOT NULL AS pushed
-       FROM _pg_sync.clients WHERE user_id = '${userId}' AND client_id = '${clientId}'`,
+    `SELECT c.client_id, c.pushes, c.records_pushed, c.active, p.last_pull_at IS NOT NULL AS pulled, c.last_push_at IS NOT NULL AS pushed
+       FROM _pg_sync.clients c
+       LEFT JOIN _pg_sync.client_pulls p ON p.user_id = c.user_id AND p.client_id = c.client_id
+      WHERE c.user_id = '${userId}' AND c.client_id = '${clientId}'`,
   )
   return rows[0] ?? null
 }

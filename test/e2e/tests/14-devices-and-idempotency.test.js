@@ -189,7 +189,7 @@ test('GET .../status: the user\'s devices, last pull and push, open conflicts', 
   const lastPush = Date.parse(status.last_push_at)
   assert.ok(lastPush <= lastPull, `${status.last_push_at} after ${status.last_pull_at}`) // settle pulls last
   const [{ newest_pull: newestPull }] = await stack.query(
-    `SELECT max(last_pull_at) AS newest_pull FROM _pg_sync.clients WHERE user_id = '${alice.id}'`,
+    `SELECT max(last_pull_at) AS newest_pull FROM _pg_sync.client_pulls WHERE user_id = '${alice.id}'`,
   )
   assert.equal(lastPull, Date.parse(newestPull))
 })
