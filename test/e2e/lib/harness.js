@@ -457,9 +457,16 @@ export function nextEvent(source, type, { timeoutMs = 20_000 } = {}) {
 //                not an HTTP answer), whether sent again by pushRetries or by the next sync;
 //   pushRetries: how often a push whose answer was lost is sent again at once (default 0);
 //   pageSize:    sent as pageSize with every pull (default: none, the function's SYNC_PAGE_SIZE);
-//   replacement: sends replacement: true with every pull (the client applies replacements).
+//   replacement: sends replacement: true with every pull (the client applies replacements);
+//   schema, migrations: the device's own appSchema (default: the stack's) and schemaMigrations (an
+//                adapter with migrations can sync with migrationsEnabledAtVersion; see upgrade()).
 export class Device {
-  constructor(stack, user, name, { clientId = null, idempotent = false, pushRetries = 0, pageSize = null, replacement = false } = {}) {
+  constructor(
+    stack,
+    user,
+    name,
+    { clientId = null, idempotent = false, pushRetries = 0, pageSize = null, replacement = false, schema, migrations } = {},
+  ) {
     this.stack = stack
     this.user = user
     this.name = name
@@ -476,7 +483,8 @@ export class Device {
     this.clockOffsetMs = 0
     this.database = new Database({
       adapter: new LokiJSAdapter({
-        schema: stack.clientSchema,
+        schema: schema ?? stack.clientSchema,
+        ...(migrations ? { migrations } : {}),
         dbName: `${name}-${randomUUID()}`,
         useWebWorker: false,
         // No IndexedDB in Node: the adapter falls back to LokiJS's in-memory store either way.
@@ -488,6 +496,18 @@ export class Device {
       modelClasses: stack.clientTables.map((t) => t.ModelClass),
     })
     this.syncs = [] // one report per sync(), see below
+  }
+
+  // The app's new version: the same local database opened with a newer schema and its migrations
+  // (WatermelonDB migrates it on opening, as after an app update).
+  async upgrade(schema, migrations) {
+    const adapter = this.database.adapter.underlyingAdapter
+    await new Promise((resolve, reject) => adapter._driver.loki.saveDatabase((e) => (e ? reject(e) : resolve())))
+    this.database = new Database({
+      adapter: await adapter.testClone({ schema, migrations }),
+      modelClasses: this.stack.clientTables.map((t) => t.ModelClass),
+    })
+    await this.database.get(this.stack.tables[0]).query().fetchCount() // waits for the migration
   }
 
   // Runs fn (which must create or update a record synchronously, as WatermelonDB's create/update
@@ -761,25 +781,37 @@ class Stack {
   async start() {
     // Cluster
     this.dir = mkdtempSync(path.join(tmpdir(), 'pg_sync_e2e.'))
-    this.pgPort = await this.#freePgPort()
     process.once('exit', this.#onExit)
     process.once('SIGINT', this.#onSignal)
     process.once('SIGTERM', this.#onSignal)
     this.#clusterUp = true // from here on, stopping is needed (and harmless if it never started)
-    await run(CLUSTER_SH, ['start', this.dir, String(this.pgPort)], {
-      env: { ...process.env, PGSYNC_LISTEN: '127.0.0.1' },
-    })
+    // A port free when tried can be taken before the server binds it (by another server, or as the
+    // local port of some connection: the first ports tried lie in Linux's ephemeral range): then
+    // the cluster is made again on the next free port.
+    for (let from = PG_PORT_FIRST, tries = 1; ; tries++) {
+      this.pgPort = await this.#freePgPort(from)
+      try {
+        await run(CLUSTER_SH, ['start', this.dir, String(this.pgPort)], {
+          env: { ...process.env, PGSYNC_LISTEN: '127.0.0.1' },
+        })
+        break
+      } catch (e) {
+        if (tries === 5 || !/Address already in use/.test(e.message)) throw e
+        rmSync(path.join(this.dir, 'data'), { recursive: true, force: true })
+        from = this.pgPort + 1
+      }
+    }
     this.sock = path.join(this.dir, 'sock')
     await this.sql(this.schemaSql)
     // Edge function
     await this.#startFunction()
   }
 
-  async #freePgPort() {
-    for (let port = PG_PORT_FIRST; port < PG_PORT_FIRST + 20; port++) {
+  async #freePgPort(from) {
+    for (let port = from; port < PG_PORT_FIRST + 20; port++) {
       if (await portIsFree(port)) return port
     }
-    throw new Error(`no free port in ${PG_PORT_FIRST}..${PG_PORT_FIRST + 19}`)
+    throw new Error(`no free port in ${from}..${PG_PORT_FIRST + 19}`)
   }
 
   async #startFunction() {
