@@ -517,30 +517,38 @@ async function pollOnce() {
     if (users) users.push(user);
     else groups.set(listener.since, [user]);
   }
+  // Users registered at different times start from different positions: one call per position.
+  // Afterwards all of them go on from the first call's "next": taken before any of this poll's
+  // probes, it leaves nothing unseen (at worst a change is hinted twice), and the groups merge.
+  let first: string | null = null;
+  const asked: string[] = [];
   for (const [since, users] of groups) {
     let answer;
     try {
       answer = await changedUsers(since, users);
     } catch (e) {
-      // kept as they were: the next poll asks again from the same positions, nothing is missed
+      // positions kept as they were: the next poll asks again from there, nothing is missed
       if (Date.now() - pollWarned > 60_000) {
         pollWarned = Date.now();
         console.error("events: polling sync_changed_users failed:", e);
       }
-      return;
+      break;
     }
+    first ??= answer.next;
+    asked.push(...users);
     const changed = new Set(answer.users);
+    const event = `event: pull\ndata: ${JSON.stringify({ all: answer.all })}\n\n`;
     for (const user of users) {
-      const listener = listeners.get(user);
-      if (!listener) continue; // its streams closed meanwhile
-      listener.since = answer.next;
-      if (answer.all || changed.has(user)) {
-        const event = `event: pull\ndata: ${JSON.stringify({ all: answer.all })}\n\n`;
-        for (const stream of listener.streams) stream.send(event);
-      }
+      if (!answer.all && !changed.has(user)) continue;
+      for (const stream of listeners.get(user)?.streams ?? []) stream.send(event);
     }
-    position = answer.next;
   }
+  if (first === null) return;
+  for (const user of asked) {
+    const listener = listeners.get(user);
+    if (listener) listener.since = first; // (a user whose streams closed meanwhile is gone)
+  }
+  position = first;
 }
 
 // Runs while any stream is open; a new stream starts it again.
