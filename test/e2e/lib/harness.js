@@ -325,7 +325,7 @@ const countChanges = (changes) =>
 // listen() uses: addEventListener, onopen, onerror, readyState, close(). Over fetch; a connection
 // that drops is opened again after the stream's `retry` time, a refused one (not 200) is closed for
 // good, as browsers do. Every event is also kept in `received` ({type, data, at: performance.now()}),
-// and keep-alive comments are counted.
+// and comments (keep-alives) are counted and dispatched as "comment" events.
 export class NodeEventSource {
   static CONNECTING = 0
   static OPEN = 1
@@ -402,6 +402,7 @@ export class NodeEventSource {
             data = []
           } else if (line.startsWith(':')) {
             this.comments++
+            this.#dispatch('comment', { text: line.slice(1).trim() })
           } else {
             const colon = line.indexOf(':')
             const field = colon < 0 ? line : line.slice(0, colon)
@@ -775,6 +776,7 @@ class Stack {
   #onExit
   #onSignal
   #sessions = new Set()
+  #extraFns = new Set()
   #fn = null
   #clusterUp = false
 
@@ -829,7 +831,37 @@ class Stack {
     throw lastError
   }
 
-  #spawnFunction(port) {
+  // Another instance of the edge function on the same cluster (env: its own environment on top of
+  // the stack's, e.g. another DATABASE_URL). Returns {url, output(), stop()}; stack.stop() stops it
+  // too.
+  async startFunction(env = {}) {
+    let lastError
+    for (let tries = 0; tries < 3; tries++) {
+      const port = await anyFreePort()
+      const instance = { text: '' }
+      try {
+        const child = await this.#spawnFunction(port, env, instance)
+        this.#extraFns.add(child)
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        return {
+          url: `http://127.0.0.1:${port}/functions/v1/sync`,
+          output: () => instance.text,
+          stop: async () => {
+            child.kill('SIGTERM')
+            await exited
+            this.#extraFns.delete(child)
+          },
+        }
+      } catch (e) {
+        lastError = e
+      }
+    }
+    throw lastError
+  }
+
+  // Spawns the function; resolves with its process once it listens. env: extra environment;
+  // instance: where its output goes (none: the stack's own function, fnOutput).
+  #spawnFunction(port, env = {}, instance = null) {
     return new Promise((resolve, reject) => {
       const child = spawn(
         DENO,
@@ -844,24 +876,29 @@ class Stack {
             HOST: '127.0.0.1',
             NO_COLOR: '1',
             ...this.functionEnv,
+            ...env,
           },
           stdio: ['ignore', 'pipe', 'pipe'],
         },
       )
       let ready = false
+      const output = () => (instance ? instance.text : this.fnOutput)
       const timer = setTimeout(() => {
         child.kill('SIGKILL')
-        reject(new Error(`edge function did not start within 120s:\n${this.fnOutput}`))
+        reject(new Error(`edge function did not start within 120s:\n${output()}`))
       }, 120_000)
       const onData = (chunk) => {
-        this.fnOutput += chunk
-        if (!ready && /Listening on http/.test(this.fnOutput)) {
+        if (instance) instance.text += chunk
+        else this.fnOutput += chunk
+        if (!ready && /Listening on http/.test(output())) {
           ready = true
           clearTimeout(timer)
-          this.#fn = child
-          this.functionPid = child.pid
-          this.functionPort = port
-          resolve()
+          if (!instance) {
+            this.#fn = child
+            this.functionPid = child.pid
+            this.functionPort = port
+          }
+          resolve(child)
         }
       }
       child.stdout.setEncoding('utf8').on('data', onData)
@@ -870,7 +907,7 @@ class Stack {
         if (this.#fn === child) this.#fn = null
         if (!ready) {
           clearTimeout(timer)
-          reject(new Error(`edge function exited (${code ?? signal}):\n${this.fnOutput}`))
+          reject(new Error(`edge function exited (${code ?? signal}):\n${output()}`))
         }
       })
     })
@@ -878,6 +915,7 @@ class Stack {
 
   async stop() {
     for (const s of this.#sessions) s.child.kill('SIGKILL') // sessions a failed test left open
+    for (const child of this.#extraFns) child.kill('SIGKILL') // functions a failed test left running
     if (this.#fn) {
       const child = this.#fn
       const exited = new Promise((resolve) => child.once('exit', resolve))
@@ -902,6 +940,7 @@ class Stack {
   // Last resort when the test process exits without after() having run.
   #stopNow() {
     for (const s of this.#sessions) s.child.kill('SIGKILL')
+    for (const child of this.#extraFns) child.kill('SIGKILL')
     try {
       this.#fn?.kill('SIGKILL')
     } catch {}
