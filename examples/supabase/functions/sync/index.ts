@@ -81,7 +81,6 @@ export function statusFor(code: string, route: string): number {
   if (code === "40001" || code === "40P01") return 503;
   // lock not available, statement timeout, token not visible yet (standby lag): retry later
   if (code === "55P03" || code === "57014" || code === "SY004") return 503;
-  if (code === "53300") return 503; // this instance holds as many event streams as it may
   if (code === "SY002" || code === "SY003") return 410; // token expired/unknown: reset the client
   if (code === "28000") return 401; // no user id
   if (code === "42501") return 403; // not allowed
@@ -554,11 +553,14 @@ async function pollOnce() {
 // Runs while any stream is open; a new stream starts it again.
 async function pollLoop() {
   polling = true;
-  while (listeners.size > 0) {
-    await new Promise((resolve) => setTimeout(resolve, eventsPollMs));
-    if (listeners.size > 0) await pollOnce();
+  try {
+    while (listeners.size > 0) {
+      await new Promise((resolve) => setTimeout(resolve, eventsPollMs));
+      if (listeners.size > 0) await pollOnce().catch((e) => console.error("events: a poll failed:", e));
+    }
+  } finally {
+    polling = false; // no await between the last check and here: a stream registered since restarts it
   }
-  polling = false; // no await between the last check and here: a stream registered since restarts it
 }
 
 function keepAlive() {
