@@ -42,6 +42,9 @@ $$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON projects, tasks TO authenticated;
 GRANT SELECT ON tags TO anon, authenticated;
 GRANT SELECT, INSERT, UPDATE, DELETE ON projects, tasks, tags TO service_role;
+-- the edge function's GET /sync/events polls sync_changed_users as the role it logs in as, which
+-- for make run is the role that loads this file
+GRANT EXECUTE ON FUNCTION sync_changed_users(text, text[]) TO CURRENT_USER;
 
 -- Row-level security: the GRANTs above let `authenticated` read and write these tables directly
 -- (PostgREST's /rest/v1/tasks, any SQL it may run), where pg_sync's owner scoping does not apply.

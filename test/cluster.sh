@@ -27,7 +27,11 @@ max_prepared_transactions = 10
 shared_buffers = 256MB
 CONF
   fi
-  as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+  if ! as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null; then
+    echo "the server did not start; the end of $dir/server.log:" >&2
+    tail -n 20 "$dir/server.log" >&2 || true
+    exit 1
+  fi
   echo "export PGHOST=$dir/sock PGPORT=$port PGUSER=postgres"
   ;;
 stop)

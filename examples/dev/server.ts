@@ -1,6 +1,6 @@
 // make run's HTTP server (development only). One port, four things:
-//   /sync/pull, /sync/push (also /functions/v1/sync/..., Supabase's path): the edge function of
-//       examples/supabase/functions/sync, unchanged
+//   /sync/pull, /sync/push, /sync/events, ... (also /functions/v1/sync/..., Supabase's path): the
+//       edge function of examples/supabase/functions/sync, unchanged
 //   /                 the demo web app, built by examples/web/build.sh into PGSYNC_WEB_DIR
 //   /dev/token?user=NAME  a JWT for any user name: exists only when PGSYNC_DEV_TOKENS=1
 //   /dev/health       {"instance": PGSYNC_INSTANCE}: make run's readiness check, which another

@@ -1,16 +1,17 @@
 // The demo todo app of make run. Signs in as any user name through the local server's
 // development token route, keeps the user's tasks in WatermelonDB (LokiJS on IndexedDB, so it
-// works offline) and syncs with the edge function after every change, on the Sync button and
-// when the browser comes back online.
+// works offline) and syncs with the edge function after every change, on the Sync button, when
+// the browser comes back online and when the function's events say the user's data changed (so a
+// change made on another device shows up by itself).
 import { Q } from '@nozbe/watermelondb'
 import { openDatabase } from './db.js'
-import { sync } from './sync.js'
+import { sync, listen } from './sync.js'
 
 const SYNC_URL = `${location.origin}/sync`
 const PULL_ONLY_TABLES = ['tags']
 const $ = (selector) => document.querySelector(selector)
 
-let session = null // {user, token, database}
+let session = null // {user, token, database, stopListening}
 let subscriptions = []
 
 // --- signing in -----------------------------------------------------------------------------------
@@ -32,6 +33,7 @@ function signOut() {
   localStorage.removeItem('pg_sync_demo_user')
   for (const s of subscriptions) s.unsubscribe()
   subscriptions = []
+  session?.stopListening()
   session = null
   showSignIn()
 }
@@ -57,6 +59,13 @@ function start(user, token) {
     database.get('tags').query(Q.sortBy('label', Q.asc)).observeWithColumns(['label']).subscribe(renderTags),
   )
   requestSync()
+  listenAs(session)
+}
+
+// The function's events: a sync when the stream opens and whenever the server says so.
+function listenAs(current) {
+  current.stopListening?.()
+  current.stopListening = listen({ url: SYNC_URL, jwt: current.token, onPull: () => session === current && requestSync() })
 }
 
 // --- rendering ----------------------------------------------------------------------------------
@@ -172,6 +181,7 @@ async function runSyncs() {
       } catch (e) {
         if (e.status !== 401) throw e
         current.token = await fetchToken(current.user) // expired: a new development token
+        if (session === current) listenAs(current)
         await sync(current.database, { url: SYNC_URL, jwt: current.token, pullOnlyTables: PULL_ONLY_TABLES })
       }
       text = `synced at ${new Date().toLocaleTimeString()}`

@@ -2,12 +2,10 @@ import { synchronize } from '@nozbe/watermelondb/sync'
 
 // POSTs to the pg_sync edge function; a non-2xx answer throws (with .status and .code), so
 // WatermelonDB marks nothing as synced.
-async function call(url, route, body, jwt) {
-  const res = await fetch(`${url}/${route}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` },
-    body: JSON.stringify(body),
-  })
+async function call(url, route, body, jwt, clientId) {
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${jwt}` }
+  if (clientId) headers['x-sync-client-id'] = clientId // the device: it gets no echo of its own pushes
+  const res = await fetch(`${url}/${route}`, { method: 'POST', headers, body: JSON.stringify(body) })
   const text = await res.text()
   if (!res.ok) {
     let code
@@ -19,22 +17,36 @@ async function call(url, route, body, jwt) {
   return JSON.parse(text)
 }
 
+// Thrown by pushChanges while a paged pull has pages to come: the push waits for the last page.
+class NotYet extends Error {}
+
 // url: the function, e.g. 'https://<project>.supabase.co/functions/v1/sync'
 // jwt: the user's access token
+// clientId: optional, a stable id of this install (e.g. a UUID kept in local storage)
 // pullOnlyTables: tables registered with {"pull_only": true} (the server never takes local edits)
 // migrationsEnabledAtVersion: only when the adapter was given `migrations` (schemaMigrations)
-export async function sync(database, { url, jwt, pullOnlyTables = [], migrationsEnabledAtVersion }) {
+// pageSize: optional, records per page (the function's default, SYNC_PAGE_SIZE, otherwise)
+export async function sync(database, { url, jwt, clientId, pullOnlyTables = [], migrationsEnabledAtVersion, pageSize }) {
   let dropped = 0
+  let hasMore = false
   const createdHere = [] // records of pull-only tables created on this device: the server has none
   const once = () =>
     synchronize({
       database,
       sendCreatedAsUpdated: true, // pg_sync sends every live record in `updated`
       migrationsEnabledAtVersion,
-      pullChanges: ({ lastPulledAt, schemaVersion, migration }) =>
-        call(url, 'pull', { lastPulledAt, schemaVersion, migration }, jwt),
+      pullChanges: async ({ lastPulledAt, schemaVersion, migration }) => {
+        // replacement: an expired token gets the whole scope (WatermelonDB keeps unpushed changes)
+        const body = { lastPulledAt, schemaVersion, migration, pageSize, replacement: true }
+        const result = await call(url, 'pull', body, jwt, clientId)
+        hasMore = result.hasMore === true
+        return result
+      },
       pushChanges: async ({ changes, lastPulledAt }) => {
-        const result = await call(url, 'push', { changes, lastPulledAt }, jwt)
+        // A push with a page token conflicts on every row the pull has not sent yet: push after
+        // the last page. Throwing keeps the local changes pending; the page is applied already.
+        if (hasMore) throw new NotYet()
+        const result = await call(url, 'push', { changes, lastPulledAt }, jwt, clientId)
         // A record of a pull-only table comes back in experimentalRejectedIds, and WatermelonDB
         // keeps a rejected record dirty and pushes it again at every sync. Taking it out of the
         // list makes WatermelonDB mark it synced (a local delete is forgotten); the server then
@@ -49,16 +61,26 @@ export async function sync(database, { url, jwt, pullOnlyTables = [], migrations
         return result
       },
     })
+  const allPages = async () => {
+    do {
+      try {
+        await once()
+      } catch (e) {
+        if (!(e instanceof NotYet)) throw e
+      }
+    } while (hasMore)
+  }
   try {
-    await once()
+    await allPages()
   } catch (e) {
     if (e.status === 410) {
-      // token expired or unknown: start over (local unsynced changes are lost)
+      // a token this server never issued (another database, a restored backup): start over
+      // (local unsynced changes are lost; an expired token gets a replacement instead)
       await database.write(() => database.unsafeResetDatabase())
     } else if (e.status !== 409 && e.status !== 503) {
       throw e // offline, 401 (get a new token), 400, ...
     }
-    await once() // retry once (409: pull, merge, push again; 503: the server was busy)
+    await allPages() // retry once (409: pull, merge, push again; 503: the server was busy)
   }
   if (createdHere.length > 0) {
     await database.write(async () => {
@@ -68,5 +90,30 @@ export async function sync(database, { url, jwt, pullOnlyTables = [], migrations
       }
     })
   }
-  if (dropped > 0) await once() // brings the server's rows for the dropped edits now
+  if (dropped > 0) await allPages() // brings the server's rows for the dropped edits now
+}
+
+// Listens to the function's events (GET .../events, Server-Sent Events) and calls onPull when
+// this device should sync: when the stream opens (again after every reconnect: changes may have
+// come meanwhile) and whenever the user's data changed on the server. onPull must not start a
+// sync while one runs (WatermelonDB refuses concurrent ones): queue it. Returns a function that
+// stops listening.
+export function listen({ url, jwt, onPull, EventSource = globalThis.EventSource }) {
+  let source = null
+  let timer = null
+  const open = () => {
+    // EventSource sends no headers of its own: the token goes in the query string
+    source = new EventSource(`${url}/events?access_token=${encodeURIComponent(jwt)}`)
+    source.addEventListener('ready', () => onPull())
+    source.addEventListener('pull', () => onPull())
+    source.onerror = () => {
+      // a dropped connection is reopened by EventSource; a refused one (401, 503) is closed
+      if (source.readyState === EventSource.CLOSED) timer = setTimeout(open, 10_000)
+    }
+  }
+  open()
+  return () => {
+    clearTimeout(timer)
+    source.close()
+  }
 }

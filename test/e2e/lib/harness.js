@@ -280,8 +280,9 @@ export class SyncHttpError extends Error {
   }
 }
 
-// headers: extra request headers (X-Sync-Client-Id, Idempotency-Key).
-async function post(url, token, body, fetchImpl = fetch, headers = {}) {
+// headers: extra request headers (X-Sync-Client-Id, Idempotency-Key). meta.bytes: set to the size of
+// the answer's body.
+async function post(url, token, body, fetchImpl = fetch, headers = {}, meta = {}) {
   return answer(
     url,
     await fetchImpl(url, {
@@ -289,6 +290,7 @@ async function post(url, token, body, fetchImpl = fetch, headers = {}) {
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
       body: JSON.stringify(body),
     }),
+    meta,
   )
 }
 
@@ -296,8 +298,9 @@ async function get(url, token, headers = {}) {
   return answer(url, await fetch(url, { headers: { authorization: `Bearer ${token}`, ...headers } }))
 }
 
-async function answer(url, res) {
+async function answer(url, res, meta = {}) {
   const text = await res.text()
+  meta.bytes = Buffer.byteLength(text)
   if (!res.ok) {
     // Non-2xx must reject: WatermelonDB marks pushed records as synced whenever pushChanges resolves.
     let parsed = {}
@@ -309,8 +312,141 @@ async function answer(url, res) {
   return JSON.parse(text)
 }
 
+// Thrown by pushChanges while a paged pull has more pages: the push waits for the last page.
+class PushAfterLastPage extends Error {}
+
 const countChanges = (changes) =>
   Object.values(changes ?? {}).reduce((n, t) => n + t.created.length + t.updated.length + t.deleted.length, 0)
+
+// ---------------------------------------------------------------------------------------------
+// Server-Sent Events
+
+// An EventSource for Node (version 20 has none), with the parts of the WHATWG interface README's
+// listen() uses: addEventListener, onopen, onerror, readyState, close(). Over fetch; a connection
+// that drops is opened again after the stream's `retry` time, a refused one (not 200) is closed for
+// good, as browsers do. Every event is also kept in `received` ({type, data, at: performance.now()}),
+// and comments (keep-alives) are counted and dispatched as "comment" events.
+export class NodeEventSource {
+  static CONNECTING = 0
+  static OPEN = 1
+  static CLOSED = 2
+
+  constructor(url, { headers = {} } = {}) {
+    this.url = url
+    this.headers = headers
+    this.readyState = NodeEventSource.CONNECTING
+    this.onopen = null
+    this.onerror = null
+    this.received = []
+    this.comments = 0
+    this.status = null
+    this.retryMs = 3000
+    this.#listeners = new Map()
+    this.#connect()
+  }
+
+  #listeners
+  #abort = null
+  #timer = null
+
+  addEventListener(type, fn) {
+    if (!this.#listeners.has(type)) this.#listeners.set(type, new Set())
+    this.#listeners.get(type).add(fn)
+  }
+
+  removeEventListener(type, fn) {
+    this.#listeners.get(type)?.delete(fn)
+  }
+
+  #dispatch(type, event) {
+    for (const fn of [...(this.#listeners.get(type) ?? [])]) fn(event)
+    if (type === 'open') this.onopen?.(event)
+    if (type === 'error') this.onerror?.(event)
+  }
+
+  async #connect() {
+    this.#abort = new AbortController()
+    let res
+    try {
+      res = await fetch(this.url, { headers: { accept: 'text/event-stream', ...this.headers }, signal: this.#abort.signal })
+    } catch {
+      this.#dropped()
+      return
+    }
+    this.status = res.status
+    if (res.status !== 200) {
+      this.body = await res.text().catch(() => '')
+      this.readyState = NodeEventSource.CLOSED
+      this.#dispatch('error', { status: res.status })
+      return
+    }
+    this.readyState = NodeEventSource.OPEN
+    this.#dispatch('open', {})
+    const decoder = new TextDecoder()
+    let buffer = ''
+    let type = ''
+    let data = []
+    try {
+      for await (const chunk of res.body) {
+        buffer += decoder.decode(chunk, { stream: true })
+        for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
+          const line = buffer.slice(0, end).replace(/\r$/, '')
+          buffer = buffer.slice(end + 1)
+          if (line === '') {
+            if (data.length > 0) {
+              const event = { type: type || 'message', data: data.join('\n'), at: performance.now() }
+              this.received.push(event)
+              this.#dispatch(event.type, event)
+            }
+            type = ''
+            data = []
+          } else if (line.startsWith(':')) {
+            this.comments++
+            this.#dispatch('comment', { text: line.slice(1).trim() })
+          } else {
+            const colon = line.indexOf(':')
+            const field = colon < 0 ? line : line.slice(0, colon)
+            const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '')
+            if (field === 'event') type = value
+            else if (field === 'data') data.push(value)
+            else if (field === 'retry' && /^[0-9]+$/.test(value)) this.retryMs = Number(value)
+          }
+        }
+      }
+    } catch {}
+    this.#dropped()
+  }
+
+  #dropped() {
+    if (this.readyState === NodeEventSource.CLOSED) return
+    this.readyState = NodeEventSource.CONNECTING
+    this.#dispatch('error', {})
+    this.#timer = setTimeout(() => this.#connect(), this.retryMs)
+  }
+
+  close() {
+    this.readyState = NodeEventSource.CLOSED
+    clearTimeout(this.#timer)
+    this.#abort?.abort()
+  }
+}
+
+// The next event of a type on a NodeEventSource. The time limit only turns a missing event into a
+// failure instead of a hung test.
+export function nextEvent(source, type, { timeoutMs = 20_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      source.removeEventListener(type, onEvent)
+      reject(new Error(`no "${type}" event within ${timeoutMs} ms`))
+    }, timeoutMs)
+    const onEvent = (event) => {
+      clearTimeout(timer)
+      source.removeEventListener(type, onEvent)
+      resolve(event)
+    }
+    source.addEventListener(type, onEvent)
+  })
+}
 
 // ---------------------------------------------------------------------------------------------
 // Devices
@@ -320,13 +456,25 @@ const countChanges = (changes) =>
 //   idempotent:  every push carries an Idempotency-Key: a new one per push document, the same one
 //                when the document a push sends is the one whose answer was lost (a transport error,
 //                not an HTTP answer), whether sent again by pushRetries or by the next sync;
-//   pushRetries: how often a push whose answer was lost is sent again at once (default 0).
+//   pushRetries: how often a push whose answer was lost is sent again at once (default 0);
+//   pageSize:    sent as pageSize with every pull (default: none, the function's SYNC_PAGE_SIZE);
+//   replacement: sends replacement: true with every pull (the client applies replacements);
+//   schema, migrations: the device's own appSchema (default: the stack's) and schemaMigrations (an
+//                adapter with migrations can sync with migrationsEnabledAtVersion; see upgrade()).
 export class Device {
-  constructor(stack, user, name, { clientId = null, idempotent = false, pushRetries = 0 } = {}) {
+  constructor(
+    stack,
+    user,
+    name,
+    { clientId = null, idempotent = false, pushRetries = 0, pageSize = null, replacement = false, schema, migrations } = {},
+  ) {
     this.stack = stack
     this.user = user
     this.name = name
     this.clientId = clientId
+    this.pageSize = pageSize
+    this.replacement = replacement
+    this.migrationsEnabledAtVersion = undefined
     this.idempotent = idempotent
     this.pushRetries = pushRetries
     this.unanswered = null // {key, changes}: the push whose answer was lost, while idempotent
@@ -336,7 +484,8 @@ export class Device {
     this.clockOffsetMs = 0
     this.database = new Database({
       adapter: new LokiJSAdapter({
-        schema: stack.clientSchema,
+        schema: schema ?? stack.clientSchema,
+        ...(migrations ? { migrations } : {}),
         dbName: `${name}-${randomUUID()}`,
         useWebWorker: false,
         // No IndexedDB in Node: the adapter falls back to LokiJS's in-memory store either way.
@@ -348,6 +497,18 @@ export class Device {
       modelClasses: stack.clientTables.map((t) => t.ModelClass),
     })
     this.syncs = [] // one report per sync(), see below
+  }
+
+  // The app's new version: the same local database opened with a newer schema and its migrations
+  // (WatermelonDB migrates it on opening, as after an app update).
+  async upgrade(schema, migrations) {
+    const adapter = this.database.adapter.underlyingAdapter
+    await new Promise((resolve, reject) => adapter._driver.loki.saveDatabase((e) => (e ? reject(e) : resolve())))
+    this.database = new Database({
+      adapter: await adapter.testClone({ schema, migrations }),
+      modelClasses: this.stack.clientTables.map((t) => t.ModelClass),
+    })
+    await this.database.get(this.stack.tables[0]).query().fetchCount() // waits for the migration
   }
 
   // Runs fn (which must create or update a record synchronously, as WatermelonDB's create/update
@@ -471,12 +632,14 @@ export class Device {
 
   // --- sync ----------------------------------------------------------------------------------
 
-  // One WatermelonDB synchronize() call. hooks (first attempt only):
-  //   afterPull(pullResult): runs after the server answered the pull, before the client applies it
-  //                          and pushes (a write injected here lands between pull and push);
+  // One WatermelonDB synchronize() call: one page of a paged pull. hooks (the first run's pages):
+  //   afterPull(pullResult, page): runs after the server answered the pull (page: 0, 1, ... of a
+  //                          paged pull), before the client applies it and pushes (a write injected
+  //                          here lands between pull and push, or between two pages);
   //   pushFetch:            fetch implementation used for the push.
-  async #synchronizeOnce(hooks, report) {
-    const attempt = { lastPulledAt: undefined, timestamp: undefined, pulled: 0, pushed: null, error: null }
+  // Returns the attempt: {lastPulledAt, timestamp, pulled, pullBytes, hasMore, pushed, ...}.
+  async #synchronizeOnce(hooks, report, page = 0) {
+    const attempt = { lastPulledAt: undefined, timestamp: undefined, pulled: 0, pushed: null, error: null, page }
     report.attempts.push(attempt)
     const base = this.stack.functionUrl
     const token = this.user.token
@@ -484,16 +647,26 @@ export class Device {
       await synchronize({
         database: this.database,
         sendCreatedAsUpdated: true, // pg_sync sends every live record in `updated`
+        migrationsEnabledAtVersion: this.migrationsEnabledAtVersion, // set by a test whose adapter has migrations
         pullChanges: async ({ lastPulledAt, schemaVersion, migration }) => {
           attempt.lastPulledAt = lastPulledAt
-          const result = await post(`${base}/pull`, token, { lastPulledAt, schemaVersion, migration }, fetch, this.#deviceHeaders())
+          attempt.migration = migration
+          const body = { lastPulledAt, schemaVersion, migration }
+          if (this.pageSize !== null) body.pageSize = this.pageSize
+          if (this.replacement) body.replacement = true
+          const meta = {}
+          const result = await post(`${base}/pull`, token, body, fetch, this.#deviceHeaders(), meta)
+          attempt.pullBytes = meta.bytes
           attempt.timestamp = result.timestamp
           attempt.pulled = countChanges(result.changes)
+          attempt.hasMore = result.hasMore === true
           attempt.pullResult = result
-          if (hooks.afterPull) await hooks.afterPull(result)
+          if (hooks.onPullResult) hooks.onPullResult(result, page)
+          if (hooks.afterPull) await hooks.afterPull(result, page)
           return result
         },
         pushChanges: async ({ changes, lastPulledAt }) => {
+          if (attempt.hasMore) throw new PushAfterLastPage() // WatermelonDB keeps them pending
           attempt.pushed = countChanges(changes)
           attempt.pushedChanges = changes
           attempt.pushLastPulledAt = lastPulledAt
@@ -504,8 +677,23 @@ export class Device {
         },
       })
     } catch (error) {
+      if (error instanceof PushAfterLastPage) {
+        attempt.pushDeferred = true // the page is applied and lastPulledAt saved; push later
+        return attempt
+      }
       attempt.error = error
       throw error
+    }
+    return attempt
+  }
+
+  // synchronize() once per page: while an answer says hasMore, the next page is pulled at once;
+  // local changes are pushed with the last page (a push with a page token conflicts on every row
+  // the pull has not sent yet).
+  async #allPages(hooks, report) {
+    for (let page = 0; ; page++) {
+      const attempt = await this.#synchronizeOnce(hooks, report, page)
+      if (!attempt.hasMore) return
     }
   }
 
@@ -526,17 +714,17 @@ export class Device {
     const logStart = watermelonLog.entries.length
     try {
       try {
-        await this.#synchronizeOnce(hooks, report)
+        await this.#allPages(hooks, report)
       } catch (error) {
         if (!(error instanceof SyncHttpError)) throw error
         if (error.status === 409 && error.route.endsWith('/push')) {
           report.recovery = '409-retry'
-          await this.#synchronizeOnce({}, report)
+          await this.#allPages({}, report)
         } else if (error.status === 410) {
           report.recovery = '410-reset'
           report.discardedUnsyncedChanges = await this.unsynced()
           await this.database.write(() => this.database.unsafeResetDatabase())
-          await this.#synchronizeOnce({}, report)
+          await this.#allPages({}, report)
         } else {
           throw error
         }
@@ -588,31 +776,44 @@ class Stack {
   #onExit
   #onSignal
   #sessions = new Set()
+  #extraFns = new Set()
   #fn = null
   #clusterUp = false
 
   async start() {
     // Cluster
     this.dir = mkdtempSync(path.join(tmpdir(), 'pg_sync_e2e.'))
-    this.pgPort = await this.#freePgPort()
     process.once('exit', this.#onExit)
     process.once('SIGINT', this.#onSignal)
     process.once('SIGTERM', this.#onSignal)
     this.#clusterUp = true // from here on, stopping is needed (and harmless if it never started)
-    await run(CLUSTER_SH, ['start', this.dir, String(this.pgPort)], {
-      env: { ...process.env, PGSYNC_LISTEN: '127.0.0.1' },
-    })
+    // A port free when tried can be taken before the server binds it (by another server, or as the
+    // local port of some connection: the first ports tried lie in Linux's ephemeral range): then
+    // the cluster is made again on the next free port.
+    for (let from = PG_PORT_FIRST, tries = 1; ; tries++) {
+      this.pgPort = await this.#freePgPort(from)
+      try {
+        await run(CLUSTER_SH, ['start', this.dir, String(this.pgPort)], {
+          env: { ...process.env, PGSYNC_LISTEN: '127.0.0.1' },
+        })
+        break
+      } catch (e) {
+        if (tries === 5 || !/Address already in use/.test(e.message)) throw e
+        rmSync(path.join(this.dir, 'data'), { recursive: true, force: true })
+        from = this.pgPort + 1
+      }
+    }
     this.sock = path.join(this.dir, 'sock')
     await this.sql(this.schemaSql)
     // Edge function
     await this.#startFunction()
   }
 
-  async #freePgPort() {
-    for (let port = PG_PORT_FIRST; port < PG_PORT_FIRST + 20; port++) {
+  async #freePgPort(from) {
+    for (let port = from; port < PG_PORT_FIRST + 20; port++) {
       if (await portIsFree(port)) return port
     }
-    throw new Error(`no free port in ${PG_PORT_FIRST}..${PG_PORT_FIRST + 19}`)
+    throw new Error(`no free port in ${from}..${PG_PORT_FIRST + 19}`)
   }
 
   async #startFunction() {
@@ -630,7 +831,37 @@ class Stack {
     throw lastError
   }
 
-  #spawnFunction(port) {
+  // Another instance of the edge function on the same cluster (env: its own environment on top of
+  // the stack's, e.g. another DATABASE_URL). Returns {url, output(), stop()}; stack.stop() stops it
+  // too.
+  async startFunction(env = {}) {
+    let lastError
+    for (let tries = 0; tries < 3; tries++) {
+      const port = await anyFreePort()
+      const instance = { text: '' }
+      try {
+        const child = await this.#spawnFunction(port, env, instance)
+        this.#extraFns.add(child)
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        return {
+          url: `http://127.0.0.1:${port}/functions/v1/sync`,
+          output: () => instance.text,
+          stop: async () => {
+            child.kill('SIGTERM')
+            await exited
+            this.#extraFns.delete(child)
+          },
+        }
+      } catch (e) {
+        lastError = e
+      }
+    }
+    throw lastError
+  }
+
+  // Spawns the function; resolves with its process once it listens. env: extra environment;
+  // instance: where its output goes (none: the stack's own function, fnOutput).
+  #spawnFunction(port, env = {}, instance = null) {
     return new Promise((resolve, reject) => {
       const child = spawn(
         DENO,
@@ -645,24 +876,29 @@ class Stack {
             HOST: '127.0.0.1',
             NO_COLOR: '1',
             ...this.functionEnv,
+            ...env,
           },
           stdio: ['ignore', 'pipe', 'pipe'],
         },
       )
       let ready = false
+      const output = () => (instance ? instance.text : this.fnOutput)
       const timer = setTimeout(() => {
         child.kill('SIGKILL')
-        reject(new Error(`edge function did not start within 120s:\n${this.fnOutput}`))
+        reject(new Error(`edge function did not start within 120s:\n${output()}`))
       }, 120_000)
       const onData = (chunk) => {
-        this.fnOutput += chunk
-        if (!ready && /Listening on http/.test(this.fnOutput)) {
+        if (instance) instance.text += chunk
+        else this.fnOutput += chunk
+        if (!ready && /Listening on http/.test(output())) {
           ready = true
           clearTimeout(timer)
-          this.#fn = child
-          this.functionPid = child.pid
-          this.functionPort = port
-          resolve()
+          if (!instance) {
+            this.#fn = child
+            this.functionPid = child.pid
+            this.functionPort = port
+          }
+          resolve(child)
         }
       }
       child.stdout.setEncoding('utf8').on('data', onData)
@@ -671,7 +907,7 @@ class Stack {
         if (this.#fn === child) this.#fn = null
         if (!ready) {
           clearTimeout(timer)
-          reject(new Error(`edge function exited (${code ?? signal}):\n${this.fnOutput}`))
+          reject(new Error(`edge function exited (${code ?? signal}):\n${output()}`))
         }
       })
     })
@@ -679,6 +915,7 @@ class Stack {
 
   async stop() {
     for (const s of this.#sessions) s.child.kill('SIGKILL') // sessions a failed test left open
+    for (const child of this.#extraFns) child.kill('SIGKILL') // functions a failed test left running
     if (this.#fn) {
       const child = this.#fn
       const exited = new Promise((resolve) => child.once('exit', resolve))
@@ -703,6 +940,7 @@ class Stack {
   // Last resort when the test process exits without after() having run.
   #stopNow() {
     for (const s of this.#sessions) s.child.kill('SIGKILL')
+    for (const child of this.#extraFns) child.kill('SIGKILL')
     try {
       this.#fn?.kill('SIGKILL')
     } catch {}
@@ -763,6 +1001,13 @@ class Stack {
     s.exited.then(() => this.#sessions.delete(s))
     await s.run('SELECT 1;')
     return s
+  }
+
+  // GET .../events for a user, the token in the Authorization header (or in ?access_token=).
+  events(user, { query = false } = {}) {
+    return query
+      ? new NodeEventSource(`${this.functionUrl}/events?access_token=${encodeURIComponent(user.token)}`)
+      : new NodeEventSource(`${this.functionUrl}/events`, { headers: { authorization: `Bearer ${user.token}` } })
   }
 
   pull(user, lastPulledAt = null) {

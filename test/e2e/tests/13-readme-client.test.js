@@ -7,7 +7,10 @@
 //     set it without them, and every sync threw);
 //   - a local edit of a pull-only table (created, updated, deleted) is dropped: the device gets the
 //     server's rows back and has nothing left to push, where WatermelonDB alone keeps the records
-//     dirty and pushes them again at every sync.
+//     dirty and pushes them again at every sync;
+//   - a big first sync comes in pages (the function's default page size) and the device's own
+//     record is pushed after the last page; a device back after the retention gets a replacement
+//     and keeps its unpushed edit.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { register, createRequire } from 'node:module'
@@ -181,5 +184,57 @@ test('a local edit of the pull-only table is dropped: the server rows come back,
   const later = await createTask(A, 'later')
   await sync(A, alice.opts)
   assert.equal(await stack.sql(`SELECT count(*) FROM tasks WHERE id = '${later}'`), '1')
+  assert.equal(await hasUnsyncedChanges({ database: A }), false)
+})
+
+// The answers to the pulls sync() makes while fn runs (global fetch wrapped).
+async function pullAnswers(fn) {
+  const answers = []
+  const realFetch = globalThis.fetch
+  globalThis.fetch = async (url, init) => {
+    const res = await realFetch(url, init)
+    if (String(url).endsWith('/pull')) answers.push(await res.clone().json())
+    return res
+  }
+  try {
+    await fn()
+  } finally {
+    globalThis.fetch = realFetch
+  }
+  return answers
+}
+
+test('a big first sync comes in pages (the function pages by 5,000); a local record goes after the last page', async () => {
+  const stack = S()
+  const alice = await client(stack, 'alice')
+  await stack.sql(`INSERT INTO tasks (id, owner_id, title) SELECT 'big-' || i, '${alice.id}', 'task ' || i FROM generate_series(1, 12000) i`)
+  const A = device()
+  const mine = await createTask(A, 'made before the first sync')
+  const answers = await pullAnswers(() => sync(A, { ...alice.opts, clientId: `A-${alice.id}` }))
+  assert.deepEqual(answers.map((a) => a.hasMore ?? false), [true, true, false])
+  const ids = answers.flatMap((a) => Object.values(a.changes).flatMap((t) => t.updated.map((r) => r.id)))
+  assert.equal(ids.length, 12000 + 2) // and the two tags
+  assert.equal(new Set(ids).size, ids.length)
+  assert.equal(await A.get('tasks').query().fetchCount(), 12001)
+  assert.equal(await hasUnsyncedChanges({ database: A }), false)
+  assert.equal(await stack.sql(`SELECT title FROM tasks WHERE id = '${mine}'`), 'made before the first sync')
+})
+
+test('back after the retention with an unpushed edit: a replacement keeps it, rows deleted meanwhile go', async () => {
+  const stack = S()
+  const alice = await client(stack, 'alice')
+  const A = device()
+  const keep = await createTask(A, 'kept')
+  const gone = await createTask(A, 'deleted on the server meanwhile')
+  await sync(A, alice.opts)
+  const token = await A.adapter.getLocal('__watermelon_last_pulled_at') // WatermelonDB's stored token
+  await write(A, async () => (await A.get('tasks').find(keep)).update((t) => t._setRaw('title', 'edited offline')))
+  await stack.sql(`DELETE FROM tasks WHERE id = '${gone}'; SELECT sync_checkpoint();
+                   UPDATE _pg_sync.checkpoints SET created_at = created_at - interval '40 days' WHERE id = ${token};
+                   SELECT * FROM sync_prune('30 days');`)
+  const answers = await pullAnswers(() => sync(A, alice.opts))
+  assert.equal(answers[0].experimentalStrategy, 'replacement')
+  assert.deepEqual((await raws(A, 'tasks')).map((r) => [r.id, r.title]), [[keep, 'edited offline']])
+  assert.equal(await stack.sql(`SELECT string_agg(id || '=' || title, ',') FROM tasks WHERE owner_id = '${alice.id}'`), `${keep}=edited offline`)
   assert.equal(await hasUnsyncedChanges({ database: A }), false)
 })

@@ -1,8 +1,11 @@
 // pg_sync edge function: maps WatermelonDB's pull/push over HTTP to
 // sync_pull / sync_push, the way PostgREST would. It holds no sync logic.
 //
-//   POST .../sync/pull  {"lastPulledAt": n|null, "schemaVersion": n, "migration": {...}|null}
+//   POST .../sync/pull  {"lastPulledAt": n|null, "schemaVersion": n, "migration": {...}|null,
+//                        "pageSize": n, "replacement": true, "turbo": true}   (the last three optional)
 //   POST .../sync/push  {"changes": {...}, "lastPulledAt": n}
+//   GET  .../sync/events                    Server-Sent Events: "ready", then "pull" when the user's
+//                                           data changed (?access_token=<JWT> where no header can be set)
 //   GET  .../sync/status                    sync_status(client_id)
 //   GET  .../sync/conflicts                 sync_conflicts(), as a JSON array
 //   POST .../sync/conflicts/<id>/resolve    {"resolution": "server"|"client"|"merged", "merged": {...}}
@@ -22,6 +25,11 @@
 //   SYNC_MAX_BODY_BYTES   largest request body (default: the database's pg_sync.max_push_bytes)
 //   SYNC_CORS_ORIGINS     origins allowed to call from a browser, comma-separated ("*")
 //   SYNC_JWT_REQUIRE_EXP  "false" accepts tokens without an "exp" claim ("true")
+//   SYNC_PAGE_SIZE        page size of pulls that give no pageSize and are not Turbo ("5000"; "0": none)
+//   SYNC_USER_CLAIM       the claim holding the user id, as pg_sync.user_claim ("sub"): events only
+//   SYNC_EVENTS_POLL_MS   how often the events poller asks the database (500)
+//   SYNC_EVENTS_KEEPALIVE_MS  a comment on every event stream this often (15000)
+//   SYNC_EVENTS_MAX_CONNECTIONS  event streams one instance holds at most (1000)
 import postgres from "npm:postgres@3.4.5";
 import { jwtVerify } from "npm:jose@5.9.6";
 
@@ -46,6 +54,20 @@ const configuredMaxBody = env("SYNC_MAX_BODY_BYTES");
 if (configuredMaxBody !== undefined && !(Number(configuredMaxBody) > 0)) {
   throw new Error("SYNC_MAX_BODY_BYTES must be a positive number of bytes");
 }
+// A whole number from the environment, within [min, max].
+function intEnv(name: string, fallback: number, min: number, max: number): number {
+  const value = env(name);
+  if (value === undefined || value.trim() === "") return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+// 0: pulls are paged only when the client asks (pageSize)
+const defaultPageSize = intEnv("SYNC_PAGE_SIZE", 5000, 0, 1_000_000);
+const userClaim = env("SYNC_USER_CLAIM") ?? "sub";
+const eventsPollMs = intEnv("SYNC_EVENTS_POLL_MS", 500, 10, 3_600_000);
+const eventsKeepAliveMs = intEnv("SYNC_EVENTS_KEEPALIVE_MS", 15_000, 10, 3_600_000);
+const eventsMax = intEnv("SYNC_EVENTS_MAX_CONNECTIONS", 1000, 0, 1_000_000);
 
 // SQLSTATE -> HTTP status. Everything else is a 500 without details.
 export function statusFor(code: string, route: string): number {
@@ -105,14 +127,17 @@ function reply(req: Request, status: number, body: string, extra: Record<string,
   });
 }
 
-async function authenticate(req: Request): Promise<Record<string, unknown>> {
-  const header = req.headers.get("authorization") ?? "";
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match) {
+// The JWT: the Authorization header, or (queryToken, for GET .../events: a browser's EventSource
+// sends no headers of its own) the access_token query parameter (RFC 6750, section 2.3).
+async function authenticate(req: Request, queryToken = false): Promise<Record<string, unknown>> {
+  const header = req.headers.get("authorization");
+  const fromQuery = queryToken && header === null ? new URL(req.url).searchParams.get("access_token") : null;
+  const jwt = fromQuery || /^Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1];
+  if (!jwt) {
     throw new HttpError(401, "28000", "missing bearer token", { "www-authenticate": 'Bearer realm="pg_sync"' });
   }
   try {
-    const { payload } = await jwtVerify(match[1], key, {
+    const { payload } = await jwtVerify(jwt, key, {
       algorithms: ["HS256"],
       requiredClaims: requireExp ? ["exp"] : [],
     });
@@ -213,7 +238,15 @@ const badToken = () => new HttpError(400, "22023", "lastPulledAt must be an inte
 const badUserId = () => new HttpError(400, "22023", "user_id must be a string");
 const notTrusted = () => new HttpError(403, "42501", `only a ${serviceRole} token may pass user_id`);
 
-// A pull's body is small: parsed here.
+const badFlag = (name: string) => new HttpError(400, "22023", `${name} must be true, false or null`);
+
+// A pull's body is small: parsed here. Besides WatermelonDB's pull arguments:
+//   pageSize     page_size: at most that many records, "hasMore": true when more remain (the client
+//                pulls again from the answer's timestamp); without it SYNC_PAGE_SIZE applies
+//   turbo        true: a Turbo Login first pull (unsafeTurbo), which must come whole: never paged
+//   replacement  true: the client applies "experimentalStrategy": "replacement" (WatermelonDB 0.27
+//                and later): a token older than the retention gets the whole scope instead of 410
+// Every pull runs in a read-write transaction on the primary, as page tokens need.
 async function pull(req: Request, role: string, claims: Record<string, unknown>): Promise<string> {
   const clientId = deviceHeader(req, "X-Sync-Client-Id");
   let args: Record<string, unknown>;
@@ -233,13 +266,25 @@ async function pull(req: Request, role: string, claims: Record<string, unknown>)
   if (userId !== null && role !== serviceRole) throw notTrusted();
   const schemaVersion = (args.schemaVersion ?? null) as number | null;
   const migration = args.migration == null ? null : JSON.stringify(args.migration);
+  const turbo = args.turbo ?? false;
+  if (typeof turbo !== "boolean") throw badFlag("turbo");
+  const replacement = args.replacement ?? false;
+  if (typeof replacement !== "boolean") throw badFlag("replacement");
+  let pageSize = (args.pageSize ?? null) as number | null;
+  if (pageSize !== null && !Number.isSafeInteger(pageSize)) {
+    throw new HttpError(400, "22023", "pageSize must be an integer or null");
+  }
+  if (pageSize !== null && turbo) throw new HttpError(400, "22023", "a Turbo pull is never paged: leave pageSize out");
+  if (pageSize === null && !turbo && defaultPageSize > 0) pageSize = defaultPageSize;
   return await asCaller(role, claims, async (tx) => {
     const [row] = await tx`
       SELECT sync_pull(last_pulled_at => ${lastPulledAt}::bigint,
                        schema_version => ${schemaVersion}::integer,
                        migration => ${migration}::text::jsonb,
                        user_id => ${userId as string | null}::text,
-                       client_id => ${clientId}::text)::text AS r`;
+                       client_id => ${clientId}::text,
+                       page_size => ${pageSize}::integer,
+                       replacement_ok => ${replacement}::boolean)::text AS r`;
     return row.r as string;
   });
 }
@@ -432,11 +477,171 @@ async function resolveConflict(
   });
 }
 
+// GET .../events: a Server-Sent Events stream per connected device. One poller per instance asks
+// the database every SYNC_EVENTS_POLL_MS, for all connected users in one call, which of them have
+// changes (sync_changed_users), and sends each such user's streams "event: pull". Each user is
+// asked about from a position taken before the user's first stream was registered, so a change
+// committed after a stream opened is never missed (a hint may come twice, which costs an empty pull).
+// The first event of a stream, "ready", tells the device to sync once (it may have missed changes
+// while it had no stream). Writers pay nothing: no NOTIFY, no trigger of the function's own.
+type EventStream = { send: (chunk: string) => void; close: () => void };
+type Listener = { since: string; streams: Set<EventStream> };
+const listeners = new Map<string, Listener>(); // user id -> its streams and its position
+let eventStreams = 0;
+let position: string | null = null; // the "next" of the latest poll: where newcomers start
+let starting: Promise<string> | null = null;
+let polling = false;
+let keepAliveTimer: ReturnType<typeof setInterval> | undefined;
+let pollWarned = 0;
+const encoder = new TextEncoder();
+
+// The poller's database calls run as the connection's own role: GRANT EXECUTE ON FUNCTION
+// sync_changed_users(text, text[]) to the role SUPABASE_DB_URL / DATABASE_URL logs in as.
+async function changedUsers(since: string | null, users: string[]) {
+  const [row] = await sql`SELECT sync_changed_users(${since}::text, ${users}::text[])::text AS r`;
+  return JSON.parse(row.r) as { next: string; all: boolean; users: string[] };
+}
+
+// The first position, before the first stream of this instance is registered.
+async function startPosition(): Promise<string> {
+  if (position !== null) return position;
+  starting ??= changedUsers(null, []).then((r) => (position = r.next)).finally(() => (starting = null));
+  return await starting;
+}
+
+async function pollOnce() {
+  const groups = new Map<string, string[]>(); // position -> users asked about from there
+  for (const [user, listener] of listeners) {
+    const users = groups.get(listener.since);
+    if (users) users.push(user);
+    else groups.set(listener.since, [user]);
+  }
+  // Users registered at different times start from different positions: one call per position.
+  // Afterwards all of them go on from the first call's "next": taken before any of this poll's
+  // probes, it leaves nothing unseen (at worst a change is hinted twice), and the groups merge.
+  let first: string | null = null;
+  const asked: string[] = [];
+  for (const [since, users] of groups) {
+    let answer;
+    try {
+      answer = await changedUsers(since, users);
+    } catch (e) {
+      // positions kept as they were: the next poll asks again from there, nothing is missed
+      if (Date.now() - pollWarned > 60_000) {
+        pollWarned = Date.now();
+        console.error("events: polling sync_changed_users failed:", e);
+      }
+      break;
+    }
+    first ??= answer.next;
+    asked.push(...users);
+    const changed = new Set(answer.users);
+    const event = `event: pull\ndata: ${JSON.stringify({ all: answer.all })}\n\n`;
+    for (const user of users) {
+      if (!answer.all && !changed.has(user)) continue;
+      for (const stream of listeners.get(user)?.streams ?? []) stream.send(event);
+    }
+  }
+  if (first === null) return;
+  for (const user of asked) {
+    const listener = listeners.get(user);
+    if (listener) listener.since = first; // (a user whose streams closed meanwhile is gone)
+  }
+  position = first;
+}
+
+// Runs while any stream is open; a new stream starts it again.
+async function pollLoop() {
+  polling = true;
+  try {
+    while (listeners.size > 0) {
+      await new Promise((resolve) => setTimeout(resolve, eventsPollMs));
+      if (listeners.size > 0) await pollOnce().catch((e) => console.error("events: a poll failed:", e));
+    }
+  } finally {
+    polling = false; // no await between the last check and here: a stream registered since restarts it
+  }
+}
+
+function keepAlive() {
+  for (const listener of listeners.values()) {
+    for (const stream of [...listener.streams]) stream.send(": keep-alive\n\n");
+  }
+}
+
+async function events(req: Request, claims: Record<string, unknown>): Promise<Response> {
+  const userId = claims[userClaim];
+  if (typeof userId !== "string" || userId === "") {
+    throw new HttpError(401, "28000", `the token has no user id (claim "${userClaim}")`);
+  }
+  const full = () =>
+    new HttpError(503, "53300", `this instance holds ${eventsMax} event streams already: retry later`, {
+      "retry-after": "10",
+    });
+  if (eventStreams >= eventsMax) throw full();
+  const since = await startPosition();
+  if (eventStreams >= eventsMax) throw full(); // others were registered while it waited
+
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let open = true;
+  const stream: EventStream = {
+    send(chunk) {
+      if (!open) return;
+      try {
+        controller.enqueue(encoder.encode(chunk));
+      } catch {
+        stream.close(); // the connection is gone
+      }
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      eventStreams--;
+      const listener = listeners.get(userId);
+      listener?.streams.delete(stream);
+      if (listener?.streams.size === 0) listeners.delete(userId);
+      if (eventStreams === 0) {
+        clearInterval(keepAliveTimer);
+        keepAliveTimer = undefined;
+      }
+      try {
+        controller.close();
+      } catch {
+        // closed already
+      }
+    },
+  };
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
+    cancel() {
+      stream.close(); // the client disconnected
+    },
+  });
+  eventStreams++;
+  let listener = listeners.get(userId);
+  if (!listener) listeners.set(userId, listener = { since, streams: new Set() });
+  listener.streams.add(stream);
+  keepAliveTimer ??= setInterval(keepAlive, eventsKeepAliveMs);
+  if (!polling) pollLoop();
+  stream.send(`retry: 3000\nevent: ready\ndata: {}\n\n`);
+
+  return new Response(body, {
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-store",
+      "x-accel-buffering": "no", // proxies must not hold events back
+      ...corsHeaders(req),
+    },
+  });
+}
+
 // The routes, by the end of the path: [route, method, conflict id].
 function routeOf(pathname: string): [string, string, string] | null {
   const resolveMatch = pathname.match(/\/conflicts\/([^/]+)\/resolve\/?$/);
   if (resolveMatch) return ["resolve", "POST", resolveMatch[1]];
-  const name = pathname.match(/\/(pull|push|status|conflicts)\/?$/)?.[1];
+  const name = pathname.match(/\/(pull|push|status|conflicts|events)\/?$/)?.[1];
   if (!name) return null;
   return [name, name === "pull" || name === "push" ? "POST" : "GET", ""];
 }
@@ -456,17 +661,18 @@ export async function handle(req: Request): Promise<Response> {
       throw new HttpError(
         404,
         "42883",
-        "not found: POST .../pull, .../push, .../conflicts/<id>/resolve; GET .../status, .../conflicts",
+        "not found: POST .../pull, .../push, .../conflicts/<id>/resolve; GET .../status, .../conflicts, .../events",
       );
     }
     const [route, method, conflictId] = found;
     if (req.method === "OPTIONS") return new Response("ok", { headers: corsHeaders(req) }); // preflight
     if (req.method !== method) throw new HttpError(405, "0A000", `use ${method}`, { allow: `${method}, OPTIONS` });
 
-    const claims = await authenticate(req);
+    const claims = await authenticate(req, route === "events");
     const role = typeof claims.role === "string" ? claims.role : "authenticated";
     if (!roles.has(role)) throw new HttpError(403, "42501", `role ${role} may not sync`);
     try {
+      if (route === "events") return await events(req, claims);
       const body = route === "pull"
         ? await pull(req, role, claims)
         : route === "push"
@@ -480,7 +686,8 @@ export async function handle(req: Request): Promise<Response> {
     } catch (e) {
       if (e instanceof HttpError) throw e;
       const code = typeof (e as { code?: unknown }).code === "string" ? (e as { code: string }).code : "";
-      const status = statusFor(code, route);
+      // events: the poller's database errors are the server's (a missing GRANT), not the client's
+      const status = route === "events" ? 500 : statusFor(code, route);
       if (status === 500) {
         console.error(e);
         throw new HttpError(500, code || "XX000", "internal error");
