@@ -26,13 +26,15 @@ async function call(url, route, body, jwt) {
 export async function sync(database, { url, jwt, pullOnlyTables = [], migrationsEnabledAtVersion }) {
   let dropped = 0
   const createdHere = [] // records of pull-only tables created on this device: the server has none
-  const once = () =>
+  // afterConflict: the pull must see what the push conflicted with; with a read replica, only
+  // the primary is sure to (pull?primary)
+  const once = (afterConflict = false) =>
     synchronize({
       database,
       sendCreatedAsUpdated: true, // pg_sync sends every live record in `updated`
       migrationsEnabledAtVersion,
       pullChanges: ({ lastPulledAt, schemaVersion, migration }) =>
-        call(url, 'pull', { lastPulledAt, schemaVersion, migration }, jwt),
+        call(url, afterConflict ? 'pull?primary' : 'pull', { lastPulledAt, schemaVersion, migration }, jwt),
       pushChanges: async ({ changes, lastPulledAt }) => {
         const result = await call(url, 'push', { changes, lastPulledAt }, jwt)
         // A record of a pull-only table comes back in experimentalRejectedIds, and WatermelonDB
@@ -58,7 +60,7 @@ export async function sync(database, { url, jwt, pullOnlyTables = [], migrations
     } else if (e.status !== 409 && e.status !== 503) {
       throw e // offline, 401 (get a new token), 400, ...
     }
-    await once() // retry once (409: pull, merge, push again; 503: the server was busy)
+    await once(e.status === 409) // retry once (409: pull, merge, push again; 503: the server was busy)
   }
   if (createdHere.length > 0) {
     await database.write(async () => {
