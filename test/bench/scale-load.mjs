@@ -4,7 +4,8 @@
 // PUSH_SHARE of them are a push of one new record instead (created, so no conflict), which its
 // user's other devices then pull. Several configurations (one edge function each) are measured in
 // the same run, in turns, ROUNDS times, so that other work on the machine weighs on all alike:
-//   warm-up: a first pull per user (every device of a user starts from that token), unmeasured;
+//   warm-up: a first pull per user (every device of a user starts from that token), then
+//   WARM_SECS of load on each configuration, unmeasured;
 //   per round and configuration: PACED_SECS at the devices' rate, then SAT_SECS as fast as CONNS
 //   connections go; requests/s, latency, CPU of each process tree, connections, checkpoints/s.
 // Staleness: during the paced phases a probe user pushes a record and pulls until a pull returns
@@ -36,6 +37,7 @@ const PUSH_SHARE = Number(process.env.PUSH_SHARE ?? 0.02)
 const PACED_SECS = Number(process.env.PACED_SECS ?? 30)
 const SAT_SECS = Number(process.env.SAT_SECS ?? 15)
 const CONNS = Number(process.env.CONNS ?? 64)
+const WARM_SECS = Number(process.env.WARM_SECS ?? 5)
 const PSQL = process.env.PSQL ?? 'psql'
 
 // --- processes: CPU time of a process tree (clock ticks -> seconds) ---------------------------
@@ -166,10 +168,13 @@ async function probeLoop() {
     for (;;) {
       const r = await post('pull', probe.user.jwt, { lastPulledAt: probe.token })
       probe.token = r.timestamp
-      if (r.changes.tasks.updated.some((t) => t.id === id)) break
+      if (r.changes.tasks.updated.some((t) => t.id === id)) {
+        probe.samples.push(performance.now() - pushed)
+        break
+      }
+      if (!probing) break // the phase is over (and with it the ticker): no sample
       await new Promise((res) => setTimeout(res, 25))
     }
-    probe.samples.push(performance.now() - pushed)
     await new Promise((res) => setTimeout(res, 2000))
   }
 }
@@ -217,6 +222,11 @@ async function measured(config, phase, opts) {
 
 // per configuration: the slices of every round, then their sums and medians
 const slices = Object.fromEntries(CONFIGS.map((c) => [c.name, { paced: [], saturation: [], staleness: [] }]))
+// each function and its database connections warmed up first (unmeasured)
+for (const config of CONFIGS) {
+  URL_ = config.url
+  await load({ seconds: WARM_SECS })
+}
 for (let round = 1; round <= ROUNDS; round++) {
   for (const config of CONFIGS) {
     URL_ = config.url

@@ -6,7 +6,10 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import path from 'node:path'
 import { startStack, settle, assertConverged } from '../../e2e/lib/harness.js'
+
+const PSQL = path.join(process.env.PG_BINDIR ?? execFileSync('pg_config', ['--bindir']).toString().trim(), 'psql')
 
 let stack
 before(async () => {
@@ -22,7 +25,7 @@ after(async () => {
 })
 
 const admin = (command) =>
-  execFileSync('psql', ['-X', '-A', '-F', '\t', '-h', '127.0.0.1', '-p', String(stack.pooler.port), '-U', 'postgres', '-d', 'pgbouncer', '-c', command])
+  execFileSync(PSQL, ['-X', '-A', '-F', '\t', '-h', '127.0.0.1', '-p', String(stack.pooler.port), '-U', 'postgres', '-d', 'pgbouncer', '-c', command])
     .toString().trim().split('\n')
 const rows = (lines) => {
   const [head, ...rest] = lines
