@@ -13,7 +13,7 @@
 # and the function, connections, checkpoints/s and how stale pulls are; writes
 # test/bench/out/scale.md and scale.json (and the servers' logs).
 #
-#   test/bench/scale.sh          (make bench-scale)     about 3 minutes
+#   test/bench/scale.sh          (make bench-scale)     about 4 minutes
 #   QUICK=1 test/bench/scale.sh  a smoke run (1,000 devices, one short round)
 # Ports from SCALE_BENCH_PORT (56150): primary, standby, PgBouncer, then the three functions.
 # Loopback only. Needs pg_sync installed for PG_CONFIG (pg_config on PATH), Debian's pgbouncer,
