@@ -7,7 +7,7 @@
 #   2. the whole end-to-end suite (test/e2e/tests) with the function behind PgBouncer
 #      (PGSYNC_E2E_POOLER=pgbouncer, transaction pooling, 2 server connections).
 # Assumes pg_sync is built and installed for the pg_config on PATH, and Debian's pgbouncer.
-# Ports: the primary from PGSYNC_SCALE_PORT (56140), the standby from PGSYNC_SCALE_STANDBY_PORT
+# Ports: the primary from PGSYNC_SCALE_PORT (56120), the standby from PGSYNC_SCALE_STANDBY_PORT
 # (56180). Ends with "# pass N" / "# fail N" over both parts; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -17,7 +17,7 @@ if [ ! -x $e2e/node_modules/.bin/deno ] || [ ! -d $e2e/node_modules/@nozbe/water
   (cd $e2e && npm install --no-audit --no-fund) || exit 1
 fi
 command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { echo "pgbouncer is required (apt-get install pgbouncer)" >&2; exit 1; }
-export PGSYNC_E2E_PORT=${PGSYNC_SCALE_PORT:-56140}
+export PGSYNC_E2E_PORT=${PGSYNC_SCALE_PORT:-56120}
 pass=0 fail=0 status=0
 part() { # TITLE, then the command
   echo "== $1"; shift

@@ -600,9 +600,23 @@ class Stack {
     process.once('SIGINT', this.#onSignal)
     process.once('SIGTERM', this.#onSignal)
     this.#clusterUp = true // from here on, stopping is needed (and harmless if it never started)
-    await run(CLUSTER_SH, ['start', this.dir, String(this.pgPort)], {
-      env: { ...process.env, PGSYNC_LISTEN: '127.0.0.1' },
-    })
+    for (let tries = 1; ; tries++) {
+      try {
+        await run(CLUSTER_SH, ['start', this.dir, String(this.pgPort)], {
+          env: { ...process.env, PGSYNC_LISTEN: '127.0.0.1' },
+        })
+        break
+      } catch (e) {
+        // the port was free when chosen and taken before the server bound it (another suite on
+        // the machine): a new cluster on the next free port
+        const log = path.join(this.dir, 'server.log')
+        if (tries >= 3 || !existsSync(log) || !/could not bind .* Address already in use/.test(readFileSync(log, 'utf8'))) throw e
+        await run(CLUSTER_SH, ['stop', this.dir]).catch(() => {})
+        rmSync(this.dir, { recursive: true, force: true })
+        this.dir = mkdtempSync(path.join(tmpdir(), 'pg_sync_e2e.'))
+        this.pgPort = await this.#freePgPort()
+      }
+    }
     this.sock = path.join(this.dir, 'sock')
     await this.sql(this.schemaSql)
     // PGSYNC_E2E_POOLER=pgbouncer: the function reaches the database through PgBouncer in

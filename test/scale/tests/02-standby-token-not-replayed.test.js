@@ -109,4 +109,7 @@ test('a standby stopped behind the primary: every token the primary issued since
   const caughtUp = await httpPull(stack, user, start)
   assert.equal(caughtUp.servedBy, 'replica')
   assert.equal(ids(caughtUp.body).length, 20)
+  // a pull that names its device is served on the standby too (it records nothing there)
+  const named = await stack.standby.sql(`SELECT sync_pull(last_pulled_at => ${start}, user_id => '${user.id}', client_id => 'phone');`)
+  assert.equal(named, await stack.standby.sql(pullSql(start, user.id)))
 })
