@@ -19,13 +19,14 @@ fi
 command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { echo "pgbouncer is required (apt-get install pgbouncer)" >&2; exit 1; }
 export PGSYNC_E2E_PORT=${PGSYNC_SCALE_PORT:-56120}
 pass=0 fail=0 status=0
+out=$(mktemp /tmp/pg_sync_scale_run.XXXXXX)
+trap 'rm -f "$out"' EXIT
 part() { # TITLE, then the command
   echo "== $1"; shift
-  "$@" 2>&1 | tee scale.log
+  "$@" 2>&1 | tee "$out"
   local st=${PIPESTATUS[0]} p f
-  p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' scale.log | tail -1)
-  f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' scale.log | tail -1)
-  rm -f scale.log
+  p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$out" | tail -1)
+  f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$out" | tail -1)
   pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0}))
   if [ "$st" -ne 0 ]; then status=1; [ "${f:-0}" -eq 0 ] && fail=$((fail + 1)); fi
 }
