@@ -36,3 +36,9 @@ token:
 .PHONY: bench
 bench: install
 	bash test/bench/run.sh
+
+# 10,000 polling devices through the edge function: the primary alone, with a hot standby, with
+# PgBouncer (see test/bench/README.md, "Scale")
+.PHONY: bench-scale
+bench-scale: install
+	PG_CONFIG=$(PG_CONFIG) bash test/bench/scale.sh

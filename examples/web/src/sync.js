@@ -30,7 +30,9 @@ export async function sync(database, { url, jwt, clientId, pullOnlyTables = [], 
   let dropped = 0
   let hasMore = false
   const createdHere = [] // records of pull-only tables created on this device: the server has none
-  const once = () =>
+  // afterConflict: the pull must see what the push conflicted with; with a read replica, only
+  // the primary is sure to (pull?primary)
+  const once = (afterConflict = false) =>
     synchronize({
       database,
       sendCreatedAsUpdated: true, // pg_sync sends every live record in `updated`
@@ -38,7 +40,7 @@ export async function sync(database, { url, jwt, clientId, pullOnlyTables = [], 
       pullChanges: async ({ lastPulledAt, schemaVersion, migration }) => {
         // replacement: an expired token gets the whole scope (WatermelonDB keeps unpushed changes)
         const body = { lastPulledAt, schemaVersion, migration, pageSize, replacement: true }
-        const result = await call(url, 'pull', body, jwt, clientId)
+        const result = await call(url, afterConflict ? 'pull?primary' : 'pull', body, jwt, clientId)
         hasMore = result.hasMore === true
         return result
       },
@@ -61,10 +63,10 @@ export async function sync(database, { url, jwt, clientId, pullOnlyTables = [], 
         return result
       },
     })
-  const allPages = async () => {
+  const allPages = async (afterConflict = false) => {
     do {
       try {
-        await once()
+        await once(afterConflict)
       } catch (e) {
         if (!(e instanceof NotYet)) throw e
       }
@@ -80,7 +82,7 @@ export async function sync(database, { url, jwt, clientId, pullOnlyTables = [], 
     } else if (e.status !== 409 && e.status !== 503) {
       throw e // offline, 401 (get a new token), 400, ...
     }
-    await allPages() // retry once (409: pull, merge, push again; 503: the server was busy)
+    await allPages(e.status === 409) // retry once (409: pull, merge, push again; 503: the server was busy)
   }
   if (createdHere.length > 0) {
     await database.write(async () => {

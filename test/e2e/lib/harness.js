@@ -19,6 +19,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import assert from 'node:assert/strict'
 import { before, after, beforeEach, afterEach } from 'node:test'
 import { SignJWT } from 'jose'
+import { startPgBouncer } from './pgbouncer.js'
 
 const require = createRequire(import.meta.url)
 const { Database, Model, appSchema, tableSchema } = require('@nozbe/watermelondb')
@@ -805,6 +806,12 @@ class Stack {
     }
     this.sock = path.join(this.dir, 'sock')
     await this.sql(this.schemaSql)
+    // PGSYNC_E2E_POOLER=pgbouncer: the function reaches the database through PgBouncer in
+    // transaction pooling mode (lib/pgbouncer.js); SQL of the tests goes straight to the cluster
+    if (process.env.PGSYNC_E2E_POOLER === 'pgbouncer') {
+      this.pooler = await startPgBouncer({ dir: this.dir, pgPort: this.pgPort })
+      this.functionEnv = { DATABASE_URL: this.pooler.url, ...this.functionEnv }
+    }
     // Edge function
     await this.#startFunction()
   }
@@ -922,6 +929,7 @@ class Stack {
       child.kill('SIGTERM')
       await exited
     }
+    await this.pooler?.stop()
     let crashed = null
     if (this.#clusterUp) {
       await run(CLUSTER_SH, ['stop', this.dir])
@@ -943,6 +951,7 @@ class Stack {
     for (const child of this.#extraFns) child.kill('SIGKILL')
     try {
       this.#fn?.kill('SIGKILL')
+      this.pooler?.kill()
     } catch {}
     if (this.#clusterUp) {
       try {

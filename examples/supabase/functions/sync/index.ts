@@ -30,6 +30,10 @@
 //   SYNC_EVENTS_POLL_MS   how often the events poller asks the database (500)
 //   SYNC_EVENTS_KEEPALIVE_MS  a comment on every event stream this often (15000)
 //   SYNC_EVENTS_MAX_CONNECTIONS  event streams one instance holds at most (1000)
+//   SUPABASE_DB_REPLICA_URL (or DATABASE_REPLICA_URL)  a read replica (hot standby) for pulls;
+//                         pushes, pulls the replica cannot answer and pulls sent to .../pull?primary
+//                         (a client's retry after a 409) go to the primary
+//   DB_REPLICA_POOL_SIZE  connections in the replica's pool (DB_POOL_SIZE)
 import postgres from "npm:postgres@3.4.5";
 import { jwtVerify } from "npm:jose@5.9.6";
 
@@ -43,6 +47,23 @@ const sql = postgres(dbUrl, {
   prepare: false, // works behind PgBouncer in transaction mode too
   onnotice: () => {},
 });
+// Pulls only: a hot standby. Read-only pulls there answer up to the newest checkpoint it has
+// replayed; what it cannot answer (a token it has not replayed yet: SY004, no checkpoint yet, a
+// recovery conflict, the replica down) the primary answers, and its answer is final.
+const replicaUrl = env("SUPABASE_DB_REPLICA_URL") ?? env("DATABASE_REPLICA_URL");
+const replica = replicaUrl
+  ? postgres(replicaUrl, {
+    max: Number(env("DB_REPLICA_POOL_SIZE") ?? env("DB_POOL_SIZE") ?? 10),
+    prepare: false,
+    onnotice: () => {},
+  })
+  : null;
+let replicaWarned = 0;
+const replicaDown = (e: unknown) => { // logged at most once a minute
+  if (Date.now() - replicaWarned < 60_000) return;
+  replicaWarned = Date.now();
+  console.error(`replica unavailable, pulls go to the primary: ${(e as Error).message}`);
+};
 const key = new TextEncoder().encode(secret);
 const lockTimeout = env("SYNC_LOCK_TIMEOUT") ?? "5s";
 const serviceRole = env("SYNC_SERVICE_ROLE") ?? "service_role";
@@ -211,8 +232,13 @@ function text(body: Uint8Array): string {
 }
 
 // Runs fn in one transaction as the token's role, with its claims set exactly like PostgREST.
-function asCaller<T>(role: string, claims: Record<string, unknown>, fn: (tx: postgres.TransactionSql) => Promise<T>) {
-  return sql.begin(async (tx) => {
+function asCaller<T>(
+  role: string,
+  claims: Record<string, unknown>,
+  fn: (tx: postgres.TransactionSql) => Promise<T>,
+  db: postgres.Sql = sql,
+) {
+  return db.begin(async (tx) => {
     await tx.unsafe(`SET LOCAL ROLE "${role.replaceAll('"', '""')}"`);
     await tx`SELECT set_config('lock_timeout', ${lockTimeout}, true)`;
     await tx`SELECT set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
@@ -246,8 +272,16 @@ const badFlag = (name: string) => new HttpError(400, "22023", `${name} must be t
 //   turbo        true: a Turbo Login first pull (unsafeTurbo), which must come whole: never paged
 //   replacement  true: the client applies "experimentalStrategy": "replacement" (WatermelonDB 0.27
 //                and later): a token older than the retention gets the whole scope instead of 410
-// Every pull runs in a read-write transaction on the primary, as page tokens need.
-async function pull(req: Request, role: string, claims: Record<string, unknown>): Promise<string> {
+// With a replica: the replica answers unless the client asks for the primary (.../pull?primary,
+// the pull that follows a 409 must see the state the push conflicted with) or cannot answer (a
+// pull longer than one page needs page tokens, which only the primary records: SY004).
+// served["x-sync-served-by"] says which one did.
+async function pull(
+  req: Request,
+  role: string,
+  claims: Record<string, unknown>,
+  served: Record<string, string> = {},
+): Promise<string> {
   const clientId = deviceHeader(req, "X-Sync-Client-Id");
   let args: Record<string, unknown>;
   try {
@@ -276,8 +310,9 @@ async function pull(req: Request, role: string, claims: Record<string, unknown>)
   }
   if (pageSize !== null && turbo) throw new HttpError(400, "22023", "a Turbo pull is never paged: leave pageSize out");
   if (pageSize === null && !turbo && defaultPageSize > 0) pageSize = defaultPageSize;
-  return await asCaller(role, claims, async (tx) => {
-    const [row] = await tx`
+  const call = (db: postgres.Sql) =>
+    asCaller(role, claims, async (tx) => {
+      const [row] = await tx`
       SELECT sync_pull(last_pulled_at => ${lastPulledAt}::bigint,
                        schema_version => ${schemaVersion}::integer,
                        migration => ${migration}::text::jsonb,
@@ -285,8 +320,22 @@ async function pull(req: Request, role: string, claims: Record<string, unknown>)
                        client_id => ${clientId}::text,
                        page_size => ${pageSize}::integer,
                        replacement_ok => ${replacement}::boolean)::text AS r`;
-    return row.r as string;
-  });
+      return row.r as string;
+    }, db);
+  if (replica !== null && !new URL(req.url).searchParams.has("primary")) {
+    try {
+      const body = await call(replica);
+      served["x-sync-served-by"] = "replica";
+      return body;
+    } catch (e) {
+      // the primary's answer is final: it knows every token it issued
+      const code = (e as { code?: unknown }).code;
+      if (typeof code !== "string" || !/^[0-9A-Z]{5}$/.test(code)) replicaDown(e);
+    }
+  }
+  const body = await call(sql);
+  if (replica !== null) served["x-sync-served-by"] = "primary";
+  return body;
 }
 
 // The members of a JSON object's text, without parsing their values: key -> [start, end) of each
@@ -673,8 +722,9 @@ export async function handle(req: Request): Promise<Response> {
     if (!roles.has(role)) throw new HttpError(403, "42501", `role ${role} may not sync`);
     try {
       if (route === "events") return await events(req, claims);
+      const served: Record<string, string> = {};
       const body = route === "pull"
-        ? await pull(req, role, claims)
+        ? await pull(req, role, claims, served)
         : route === "push"
         ? await push(req, role, claims)
         : route === "status"
@@ -682,7 +732,7 @@ export async function handle(req: Request): Promise<Response> {
         : route === "conflicts"
         ? await listConflicts(role, claims)
         : await resolveConflict(req, role, claims, conflictId);
-      return reply(req, 200, body);
+      return reply(req, 200, body, served);
     } catch (e) {
       if (e instanceof HttpError) throw e;
       const code = typeof (e as { code?: unknown }).code === "string" ? (e as { code: string }).code : "";
