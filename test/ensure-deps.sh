@@ -18,10 +18,14 @@ ensure_deps() {
       DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
   fi
 }
-# the browser test's Chromium (Debian's; playwright-core drives it, no browser download)
+# the browser test's Chromium (Debian's; playwright-core drives it, no browser
+# download) and PgBouncer for the scale tests
 ensure_test_deps() {
-  command -v chromium >/dev/null 2>&1 && return 0
-  echo "== installing chromium"
+  local need=()
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+  [ ${#need[@]} -eq 0 ] && return 0
+  echo "== installing ${need[*]}"
   $SUDO apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 }

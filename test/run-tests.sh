@@ -5,8 +5,8 @@
 # the cluster. Also runs the convergence and push-race stress tests, the push fuzz test and
 # the end-to-end suite (real WatermelonDB clients through the edge function,
 # with clusters of their own), the backend memory test, the HTTP tests of
-# the edge function, the browser test of the demo app and the make run
-# shell tests. Exits non-zero on any failure and prints
+# the edge function, the browser test of the demo app, the scale tests (a
+# hot standby, PgBouncer) and the make run shell tests. Exits non-zero on any failure and prints
 # regression.diffs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -102,6 +102,7 @@ run_tap_suite() { # TITLE COMMAND...
 }
 run_tap_suite "HTTP tests of the edge function" bash test/http/run.sh
 run_tap_suite "browser test of the demo app (headless Chromium)" bash test/browser/run.sh
+run_tap_suite "scale: a hot standby behind the edge function, PgBouncer (the end-to-end suite through it)" bash test/scale/run.sh
 
 echo "== make run: shell tests (as a new user meets it)"
 PGSYNC_SKIP_BUILD=1 bash test/make-run/run.sh 2>&1 | tee make-run.log
