@@ -13,6 +13,9 @@
 #   bash test/make-run/run.sh [TEST_NAME...]      ends with "N passed, N failed"
 set -uo pipefail
 set -m # background jobs get their own process group and take SIGINT like a terminal's Ctrl-C
+# bash reports each background job the tests stop with a signal ("[1]+  Interrupt ...", "line N:
+# PID Killed ..."): those are the tests' own Ctrl-Cs and kills, kept out of the output
+exec 2> >(grep --line-buffered -vE '^\[[0-9]+\][+-]? +(Interrupt|Killed|Terminated)|: line [0-9]+: +[0-9]+ (Interrupt|Killed|Terminated) ' >&2)
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
