@@ -139,11 +139,17 @@ class Device {
     return device
   }
 
-  // Waits until every change made on the page is synced or tried: #status data-pending="0".
+  // Waits until every change made on the page is synced or tried and no sync runs (#status
+  // data-pending="0", data-state not "syncing"), and returns that state, read in the same check:
+  // the app also syncs whenever the function's events say the user's data changed (its own
+  // pushes included), so a sync may start at any moment after.
   async settled() {
-    await this.page.waitForSelector('#status[data-pending="0"]', { state: 'attached' })
+    const state = await this.page.waitForFunction(() => {
+      const status = document.querySelector('#status')
+      return status?.dataset.pending === '0' && status.dataset.state !== 'syncing' && status.dataset.state
+    })
     assert.equal(this.pageError, undefined, `${this.name}: page error ${this.pageError}`)
-    return this.page.getAttribute('#status', 'data-state')
+    return state.jsonValue()
   }
 
   async screenshot(label) {
