@@ -5,34 +5,16 @@
 // Nothing here waits for time to pass: replay is awaited with a bounded poll of
 // pg_last_wal_replay_lsn() against the end of a WAL record written on the primary, and a paused
 // replay with a bounded poll of pg_get_wal_replay_pause_state().
-import { execFile, execFileSync } from 'node:child_process'
-import net from 'node:net'
+import { execFileSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startStack } from '../e2e/lib/harness.js'
+import { run, portIsFree } from '../e2e/lib/proc.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const TOPOLOGY = path.join(HERE, 'topology.sh')
 const PG_BINDIR = process.env.PG_BINDIR ?? execFileSync('pg_config', ['--bindir']).toString().trim()
 const STANDBY_PORT_FIRST = Number(process.env.PGSYNC_SCALE_STANDBY_PORT ?? 56180)
-
-function run(cmd, args, input) {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { maxBuffer: 256 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(Object.assign(new Error(`${path.basename(cmd)} failed: ${stderr || err.message}`), { stderr }))
-      else resolve(stdout)
-    })
-    if (input !== undefined) child.stdin.end(input)
-  })
-}
-
-function portIsFree(port) {
-  return new Promise((resolve) => {
-    const srv = net.createServer()
-    srv.once('error', () => resolve(false))
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
-  })
-}
 
 export async function freePort(first) {
   for (let port = first; port < first + 20; port++) if (await portIsFree(port)) return port
@@ -53,7 +35,7 @@ export async function psql(host, port, text) {
     const out = await run(
       path.join(PG_BINDIR, 'psql'),
       ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=sqlstate', '-h', host, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-f', '-'],
-      `\\set VERBOSITY sqlstate\n${text}`,
+      { input: `\\set VERBOSITY sqlstate\n${text}` },
     )
     return out.trim()
   } catch (e) {

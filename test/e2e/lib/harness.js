@@ -8,10 +8,9 @@
 //   - the convergence assertion: every device of a user holds exactly the database's rows.
 //
 // Every test file starts its own stack (cluster + function) and stops it when done.
-import { spawn, execFile, execFileSync } from 'node:child_process'
+import { spawn, execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
@@ -20,6 +19,7 @@ import assert from 'node:assert/strict'
 import { before, after, beforeEach, afterEach } from 'node:test'
 import { SignJWT } from 'jose'
 import { startPgBouncer } from './pgbouncer.js'
+import { run, portIsFree, anyFreePort } from './proc.js'
 
 const require = createRequire(import.meta.url)
 const { Database, Model, appSchema, tableSchema } = require('@nozbe/watermelondb')
@@ -80,35 +80,6 @@ for (const level of ['debug', 'log', 'warn', 'error']) {
 
 // ---------------------------------------------------------------------------------------------
 // Small process helpers
-
-function run(cmd, args, { input, env } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { env: env ?? process.env, maxBuffer: 256 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${path.basename(cmd)} ${args.join(' ')} failed: ${stderr || err.message}`))
-      else resolve(stdout)
-    })
-    if (input !== undefined) child.stdin.end(input)
-  })
-}
-
-function portIsFree(port) {
-  return new Promise((resolve) => {
-    const srv = net.createServer()
-    srv.once('error', () => resolve(false))
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
-  })
-}
-
-function anyFreePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-  })
-}
 
 // SQL literal for values the tests control (ids, user ids, text).
 export function lit(value) {

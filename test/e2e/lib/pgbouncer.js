@@ -8,19 +8,9 @@ import { spawn, execFileSync } from 'node:child_process'
 import { writeFileSync, existsSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import { anyFreePort } from './proc.js'
 
 const BIN = process.env.PGBOUNCER ?? (existsSync('/usr/sbin/pgbouncer') ? '/usr/sbin/pgbouncer' : 'pgbouncer')
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-  })
-}
 
 function accepts(port) {
   return new Promise((resolve) => {
@@ -59,7 +49,7 @@ pidfile = ${dir}/pgbouncer.pid
 export async function startPgBouncer({ dir, pgPort, poolSize = Number(process.env.PGSYNC_E2E_POOL_SIZE ?? 2) }) {
   let lastError
   for (let tries = 0; tries < 3; tries++) {
-    const port = await freePort()
+    const port = await anyFreePort()
     writeFileSync(path.join(dir, 'pgbouncer.users'), '"postgres" ""\n')
     writeFileSync(path.join(dir, 'pgbouncer.ini'), pgbouncerIni({ dir, port, pgPort, poolSize }))
     if (process.getuid?.() === 0) execFileSync('chown', ['postgres:', path.join(dir, 'pgbouncer.ini'), path.join(dir, 'pgbouncer.users')])
