@@ -13,13 +13,22 @@
  */
 #include "pg_sync.h"
 
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "executor/executor.h"
+#include "parser/parse_coerce.h"
+#include "storage/lmgr.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "access/htup_details.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 #include "utils/xid8.h"
@@ -85,6 +94,440 @@ capture_plan(SyncTable *t, int event)
 }
 
 /*
+ * The records are written without SQL: the same upsert, done the way the
+ * executor does INSERT ... ON CONFLICT DO UPDATE (a check of the primary
+ * key, then a speculative insert or a locked update, and again from the top
+ * if a concurrent writer got in between). That saves planning, executor
+ * start-up, the SPI and role switches and the per-row expression work of a
+ * statement -- most of what the capture of a one-row statement cost. It
+ * writes exactly what the SQL upsert writes. It is taken only when the key
+ * and the owner turn into text through a built-in function (::text of a
+ * built-in type), so that nothing a user defined runs, and when the table's
+ * descriptor is cached; otherwise the SQL upsert does the work.
+ */
+#define CONV_RELABEL 1			/* the value is text already (text, varchar) */
+#define CONV_FUNC 2				/* a cast function */
+#define CONV_IO 3				/* the type's output function */
+
+/* How ::text turns a column into text, if only built-in functions do it. */
+static int8
+conv_init(SyncColumn *c, FmgrInfo *fn, MemoryContext cxt)
+{
+	Oid			funcid = InvalidOid;
+	bool		varlena;
+	CoercionPathType path;
+
+	path = find_coercion_pathway(TEXTOID, c->typid, COERCION_EXPLICIT, &funcid);
+	if (path == COERCION_PATH_RELABELTYPE)
+		return CONV_RELABEL;
+	if (path == COERCION_PATH_FUNC)
+	{
+		if (funcid >= FirstGenbkiObjectId || get_func_nargs(funcid) != 1)
+			return -1;
+		fmgr_info_cxt(funcid, fn, cxt);
+		return CONV_FUNC;
+	}
+	if (path == COERCION_PATH_COERCEVIAIO)
+	{
+		getTypeOutputInfo(c->typid, &funcid, &varlena);
+		if (funcid >= FirstGenbkiObjectId)
+			return -1;
+		fmgr_info_cxt(funcid, fn, cxt);
+		return CONV_IO;
+	}
+	return -1;
+}
+
+/* A column's value as text, as ::text gives it; NULL for NULL. */
+static Datum
+conv_apply(int8 conv, FmgrInfo *fn, Oid collation, Datum value, bool isnull)
+{
+	if (isnull)
+		return (Datum) 0;
+	if (conv == CONV_RELABEL)
+		return PointerGetDatum(PG_DETOAST_DATUM_PACKED(value));
+	if (conv == CONV_FUNC)
+		return FunctionCall1Coll(fn, collation, value);
+	return CStringGetTextDatum(OutputFunctionCall(fn, value));
+}
+
+/* A row's (key, owner) as row_meta holds them; false when the key is NULL. */
+static bool
+row_key_owner(SyncTable *t, TupleTableSlot *slot, Datum *key, Datum *owner)
+{
+	SyncColumn *k = &t->cols[t->key];
+	bool		isnull;
+	Datum		v;
+
+	v = slot_getattr(slot, k->attnum, &isnull);
+	if (isnull)
+		return false;
+	*key = conv_apply(t->key_conv, &t->key_fn,
+					  TupleDescAttr(slot->tts_tupleDescriptor, k->attnum - 1)->attcollation, v, false);
+	if (t->owner < 0)
+		*owner = CStringGetTextDatum("");
+	else
+	{
+		SyncColumn *o = &t->cols[t->owner];
+
+		v = slot_getattr(slot, o->attnum, &isnull);
+		*owner = isnull ? CStringGetTextDatum("") :
+			conv_apply(t->owner_conv, &t->owner_fn,
+					   TupleDescAttr(slot->tts_tupleDescriptor, o->attnum - 1)->attcollation, v, false);
+	}
+	return true;
+}
+
+/* Equality of two texts, bytewise (what the primary key's = means here). */
+static bool
+text_same(Datum a, Datum b)
+{
+	text	   *x = DatumGetTextPP(a);
+	text	   *y = DatumGetTextPP(b);
+
+	return VARSIZE_ANY_EXHDR(x) == VARSIZE_ANY_EXHDR(y) &&
+		memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0;
+}
+
+/* row_meta's columns, in order */
+#define RM_TABLE_ID 0
+#define RM_ID 1
+#define RM_OWNER 2
+#define RM_XID 3
+#define RM_DELETED 4
+#define RM_NATTS 8
+
+typedef struct DirectWriter
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	List	   *arbiter;		/* the primary key */
+	TupleTableSlot *slot;		/* the record to insert */
+	TupleTableSlot *existing;	/* a record found */
+	TupleTableSlot *updated;	/* its new version */
+	CommandId	cid;
+} DirectWriter;
+
+/* Upserts one record: INSERT ... ON CONFLICT (table_id, owner, id) DO UPDATE. */
+static void
+direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
+			  FullTransactionId xid, bool deleted)
+{
+	TupleTableSlot *slot = w->slot;
+	ItemPointerData conflict;
+	int			i;
+
+	ExecClearTuple(slot);
+	for (i = 0; i < RM_NATTS; i++)
+		slot->tts_isnull[i] = true;
+	slot->tts_values[RM_TABLE_ID] = Int32GetDatum(table_id);
+	slot->tts_values[RM_ID] = key;
+	slot->tts_values[RM_OWNER] = owner;
+	slot->tts_values[RM_XID] = FullTransactionIdGetDatum(xid);
+	slot->tts_values[RM_DELETED] = BoolGetDatum(deleted);
+	for (i = 0; i <= RM_DELETED; i++)
+		slot->tts_isnull[i] = false;
+	ExecStoreVirtualTuple(slot);
+
+	for (;;)
+	{
+		TM_FailureData tmfd;
+		TM_Result	res;
+		bool		isnull;
+		LockTupleMode lockmode;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ExecCheckIndexConstraints(w->rri, slot, w->estate, &conflict, w->arbiter))
+		{
+			/* no record yet: insert one, speculatively */
+			uint32		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
+			bool		spec_conflict = false;
+			List	   *recheck;
+
+			table_tuple_insert_speculative(w->rel, slot, w->cid, 0, NULL, token);
+			recheck = ExecInsertIndexTuples(w->rri, slot, w->estate, false, true,
+											&spec_conflict, w->arbiter
+#if PG_VERSION_NUM >= 160000
+											,false
+#endif
+				);
+			table_tuple_complete_speculative(w->rel, slot, token, !spec_conflict);
+			SpeculativeInsertionLockRelease(GetCurrentTransactionId());
+			list_free(recheck);
+			if (!spec_conflict)
+				return;
+			continue;			/* someone else inserted it meanwhile */
+		}
+
+		/* a record exists: lock it, and update it if it says something else */
+		res = table_tuple_lock(w->rel, &conflict, w->estate->es_snapshot, w->existing,
+							   w->cid, LockTupleNoKeyExclusive, LockWaitBlock, 0, &tmfd);
+		if (res == TM_Updated || res == TM_Deleted)
+		{
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent %s",
+								res == TM_Updated ? "update" : "delete")));
+			ExecClearTuple(w->existing);
+			continue;
+		}
+		if (res != TM_Ok)
+			elog(ERROR, "pg_sync: unexpected result %d locking a change record", (int) res);
+		if (IsolationUsesXactSnapshot() &&
+			!table_tuple_satisfies_snapshot(w->rel, w->existing, w->estate->es_snapshot) &&
+			!TransactionIdIsCurrentTransactionId(
+				DatumGetTransactionId(slot_getsysattr(w->existing, MinTransactionIdAttributeNumber, &isnull))))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+
+		slot_getallattrs(w->existing);
+		if (U64FromFullTransactionId(DatumGetFullTransactionId(w->existing->tts_values[RM_XID])) !=
+			U64FromFullTransactionId(xid) ||
+			DatumGetBool(w->existing->tts_values[RM_DELETED]) != deleted)
+		{
+#if PG_VERSION_NUM >= 160000
+			TU_UpdateIndexes update_indexes;
+#else
+			bool		update_indexes;
+#endif
+			TupleTableSlot *up = w->updated;
+
+			ExecClearTuple(up);
+			memcpy(up->tts_values, w->existing->tts_values, sizeof(Datum) * RM_NATTS);
+			memcpy(up->tts_isnull, w->existing->tts_isnull, sizeof(bool) * RM_NATTS);
+			up->tts_values[RM_XID] = FullTransactionIdGetDatum(xid);
+			up->tts_values[RM_DELETED] = BoolGetDatum(deleted);
+			ExecStoreVirtualTuple(up);
+			res = table_tuple_update(w->rel, &conflict, up, w->cid, w->estate->es_snapshot,
+									 InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+			if (res != TM_Ok)
+				elog(ERROR, "pg_sync: unexpected result %d updating a locked change record", (int) res);
+#if PG_VERSION_NUM >= 160000
+			if (update_indexes != TU_None)
+				list_free(ExecInsertIndexTuples(w->rri, up, w->estate, true, false, NULL, NIL,
+												update_indexes == TU_Summarizing));
+#else
+			if (update_indexes)
+				list_free(ExecInsertIndexTuples(w->rri, up, w->estate, true, false, NULL, NIL));
+#endif
+		}
+		ExecClearTuple(w->existing);
+		return;
+	}
+}
+
+/*
+ * Reads the (key, owner) of every row of a transition table, copied (the
+ * tuplestore may reuse its memory). False if a key is NULL. Leaves the
+ * tuplestore at its start, as the other triggers sharing it expect.
+ */
+static bool
+read_records(SyncTable *t, Tuplestorestate *store, TupleTableSlot *slot, int n,
+			 Datum *key, Datum *owner)
+{
+	int			i = 0;
+	bool		ok = true;
+
+	tuplestore_rescan(store);
+	while (ok && i < n && tuplestore_gettupleslot(store, true, false, slot))
+	{
+		ok = row_key_owner(t, slot, &key[i], &owner[i]);
+		if (ok)
+		{
+			key[i] = datumCopy(key[i], false, -1);
+			owner[i] = datumCopy(owner[i], false, -1);
+		}
+		i++;
+	}
+	tuplestore_rescan(store);
+	return ok && i == n;
+}
+
+/* byte order of texts */
+static int
+text_order(Datum a, Datum b)
+{
+	text	   *x = DatumGetTextPP(a);
+	text	   *y = DatumGetTextPP(b);
+	int			lx = VARSIZE_ANY_EXHDR(x),
+				ly = VARSIZE_ANY_EXHDR(y);
+	int			c = memcmp(VARDATA_ANY(x), VARDATA_ANY(y), Min(lx, ly));
+
+	return c != 0 ? c : (lx > ly) - (lx < ly);
+}
+
+static Datum *sort_key;
+static Datum *sort_owner;
+
+static int
+cmp_record(const void *a, const void *b)
+{
+	int			i = *(const int *) a,
+				j = *(const int *) b;
+	int			c = text_order(sort_key[i], sort_key[j]);
+
+	return c != 0 ? c : text_order(sort_owner[i], sort_owner[j]);
+}
+
+/* Whether (k, o) is among the first n records (order: their sort, or NULL for n = 1). */
+static bool
+has_record(Datum *key, Datum *owner, int *order, int n, Datum k, Datum o)
+{
+	int			lo = 0,
+				hi = n - 1;
+
+	if (order == NULL)
+		return n == 1 && text_same(key[0], k) && text_same(owner[0], o);
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		int			c = text_order(key[order[mid]], k);
+
+		if (c == 0)
+			c = text_order(owner[order[mid]], o);
+		if (c == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return false;
+}
+
+/*
+ * Records a statement's rows without SQL. False, having written nothing,
+ * when it cannot (the SQL upsert then does).
+ */
+static bool
+capture_direct(SyncTable *t, TriggerData *td, int event)
+{
+	TupleTableSlot *rowslot;
+	Datum	   *key,
+			   *owner;
+	int			nnew,
+				nold,
+				n,
+				i;
+	Oid			nsp,
+				relid;
+	DirectWriter w;
+	FullTransactionId xid;
+	Oid			pk;
+	bool		ok = true;
+	MemoryContext cxt;
+
+	if (t->direct == 0)
+	{
+		MemoryContext cxt = GetMemoryChunkContext(t);
+
+		t->key_conv = conv_init(&t->cols[t->key], &t->key_fn, cxt);
+		t->owner_conv = t->owner < 0 ? CONV_RELABEL : conv_init(&t->cols[t->owner], &t->owner_fn, cxt);
+		t->direct = t->key_conv > 0 && t->owner_conv > 0 ? 1 : -1;
+	}
+	if (t->direct < 0)
+		return false;
+	nsp = get_namespace_oid("_pg_sync", true);
+	relid = OidIsValid(nsp) ? get_relname_relid("row_meta", nsp) : InvalidOid;
+	if (!OidIsValid(relid))
+		return false;
+
+	/* the records, before anything is written */
+	nnew = event == 2 ? 0 : (int) tuplestore_tuple_count(td->tg_newtable);
+	nold = event == 0 ? 0 : (int) tuplestore_tuple_count(td->tg_oldtable);
+	key = palloc(sizeof(Datum) * (nnew + nold));
+	owner = palloc(sizeof(Datum) * (nnew + nold));
+	rowslot = MakeSingleTupleTableSlot(RelationGetDescr(td->tg_relation), &TTSOpsMinimalTuple);
+	if (nnew > 0)
+		ok = read_records(t, td->tg_newtable, rowslot, nnew, key, owner);
+	if (nold > 0 && ok)
+		ok = read_records(t, td->tg_oldtable, rowslot, nold, key + nnew, owner + nnew);
+	ExecDropSingleTupleTableSlot(rowslot);
+	if (!ok)
+		return false;
+	n = nnew;
+	if (event == 2)
+		n = nold;
+	else if (event == 1)
+	{
+		/* an update leaves a tombstone only where a key or owner moved away */
+		int		   *order = NULL;
+
+		if (nnew > 1)
+		{
+			order = palloc(sizeof(int) * nnew);
+			for (i = 0; i < nnew; i++)
+				order[i] = i;
+			sort_key = key;
+			sort_owner = owner;
+			qsort(order, nnew, sizeof(int), cmp_record);
+		}
+		for (i = nnew; i < nnew + nold; i++)
+			if (!has_record(key, owner, order, nnew, key[i], owner[i]))
+			{
+				key[n] = key[i];
+				owner[n] = owner[i];
+				n++;
+			}
+	}
+
+	/* as a statement of its own would: after what came before */
+	CommandCounterIncrement();
+	xid = GetTopFullTransactionId();
+	memset(&w, 0, sizeof(w));
+	w.rel = table_open(relid, RowExclusiveLock);
+	RelationGetIndexList(w.rel);
+	pk = w.rel->rd_pkindex;
+	if (!OidIsValid(pk) || RelationGetDescr(w.rel)->natts != RM_NATTS)
+	{
+		/* the schema of 0.1, before ALTER EXTENSION UPDATE */
+		table_close(w.rel, NoLock);
+		return false;
+	}
+	w.estate = CreateExecutorState();
+	w.estate->es_output_cid = w.cid = GetCurrentCommandId(true);
+	w.estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	w.rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w.rri, w.rel, 0, NULL, 0);
+	ExecOpenIndices(w.rri, true);
+	/* an update changes xid and deleted only: what the executor would hint */
+	for (i = 0; i < w.rri->ri_NumIndices; i++)
+	{
+		IndexInfo  *ii = w.rri->ri_IndexRelationInfo[i];
+		int			k;
+
+		ii->ii_CheckedUnchanged = true;
+		ii->ii_IndexUnchanged = true;
+		for (k = 0; k < ii->ii_NumIndexKeyAttrs; k++)
+			if (ii->ii_IndexAttrNumbers[k] == RM_XID + 1 || ii->ii_IndexAttrNumbers[k] == RM_DELETED + 1 ||
+				ii->ii_IndexAttrNumbers[k] == 0)
+				ii->ii_IndexUnchanged = false;
+	}
+	w.arbiter = list_make1_oid(pk);
+	w.slot = ExecInitExtraTupleSlot(w.estate, RelationGetDescr(w.rel), &TTSOpsVirtual);
+	w.updated = ExecInitExtraTupleSlot(w.estate, RelationGetDescr(w.rel), &TTSOpsVirtual);
+	w.existing = ExecInitExtraTupleSlot(w.estate, RelationGetDescr(w.rel), table_slot_callbacks(w.rel));
+	cxt = GetPerTupleMemoryContext(w.estate);
+	for (i = 0; i < n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		/* the first nnew records are rows written, the rest tombstones */
+		direct_upsert(&w, t->table_id, key[i], owner[i], xid, event == 2 || i >= nnew);
+		MemoryContextSwitchTo(old);
+		ResetPerTupleExprContext(w.estate);
+	}
+	ExecCloseIndices(w.rri);
+	ExecResetTupleTable(w.estate->es_tupleTable, false);
+	FreeExecutorState(w.estate);
+	table_close(w.rel, NoLock);
+	return true;
+}
+
+/*
  * Statement trigger: AFTER INSERT, UPDATE or DELETE ... FOR EACH STATEMENT,
  * with transition tables pg_sync_old / pg_sync_new.
  */
@@ -116,6 +559,12 @@ sync_capture(PG_FUNCTION_ARGS)
 				 errmsg("_pg_sync.capture() needs its transition tables"),
 				 errhint("Unregister and register the table again.")));
 	if (tuplestore_tuple_count(rows) == 0)
+		return PointerGetDatum(NULL);
+
+	/* the table's descriptor at hand: no SQL needed */
+	if (sync_direct_capture &&
+		(t = sync_registry_cached(RelationGetRelid(td->tg_relation))) != NULL &&
+		capture_direct(t, td, event))
 		return PointerGetDatum(NULL);
 
 	SPI_connect();

@@ -21,6 +21,7 @@ int			sync_max_records = 50000;
 char	   *sync_user_claim = NULL;
 char	   *sync_trusted_role = NULL;
 int			sync_max_push_bytes = 64 * 1024 * 1024;
+bool		sync_direct_capture = true;
 
 void		_PG_init(void);
 
@@ -82,6 +83,13 @@ _PG_init(void)
 							64 * 1024 * 1024, 1024, INT_MAX,
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("pg_sync.direct_capture",
+							 "Writes change records without SQL where it can.",
+							 "Off: every change record is written by an SQL upsert (same records, slower writes).",
+							 &sync_direct_capture,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("pg_sync");
 #else

@@ -162,6 +162,12 @@ typedef struct SyncTable
 	SyncWritePlan *write_plans;	/* most recently used first */
 	int			nwrite_plans;
 	SPIPlanPtr	capture_plans[3];	/* recording an INSERT, UPDATE, DELETE */
+	/* recording one-row statements without SQL (capture.c), set on first use */
+	int8		direct;			/* 0: not looked at yet, 1: possible, -1: not */
+	int8		key_conv;		/* how the key becomes text, as ::text does */
+	int8		owner_conv;
+	FmgrInfo	key_fn;
+	FmgrInfo	owner_fn;
 } SyncTable;
 
 /* A registration row of _pg_sync.tables. */
@@ -290,6 +296,7 @@ extern int	sync_max_records;
 extern char *sync_user_claim;
 extern char *sync_trusted_role;
 extern int	sync_max_push_bytes;
+extern bool sync_direct_capture;
 /* The caller's identity and search_path while pg_sync runs as the owner. */
 typedef struct SyncOwnerCtx
 {
@@ -308,6 +315,7 @@ extern bool sync_schema_02(void);
 /* registry.c */
 extern List *sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names);
 extern SyncTable *sync_registry_lookup(Oid relid, bool missing_ok);
+extern SyncTable *sync_registry_cached(Oid relid);
 extern void sync_registry_init(void);
 
 /* token.c */

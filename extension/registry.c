@@ -619,6 +619,21 @@ sync_registry_lookup(Oid relid, bool missing_ok)
 	return get_desc(&reg);
 }
 
+/*
+ * The cached descriptor of a table when it is current, else NULL; runs no
+ * SQL. For callers whose table is locked already (its invalidations are in).
+ */
+SyncTable *
+sync_registry_cached(Oid relid)
+{
+	RegistryEntry *e;
+
+	if (registry == NULL)
+		return NULL;
+	e = hash_search(registry, &relid, HASH_FIND, NULL);
+	return e && e->desc && e->desc->valid ? e->desc : NULL;
+}
+
 /* SQL: marks a table's cached descriptor stale in every backend. */
 Datum
 sync_invalidate(PG_FUNCTION_ARGS)
