@@ -192,6 +192,25 @@ sync_prepare(const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
+ * Prepares a statement whose plan does not depend on its parameters (a
+ * primary-key lookup, a scan of a small table) and keeps it: planned once,
+ * where the plan cache would otherwise go on planning it for every call's
+ * values when it cannot tell the generic plan is as good.
+ */
+SPIPlanPtr
+sync_prepare_generic(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+
+	if (plan == NULL)
+		elog(ERROR, "pg_sync: could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "pg_sync: could not keep plan");
+	return plan;
+}
+
+/*
  * Prepares a statement planned anew for every call's parameters (custom
  * plans: where the best plan depends on them) and keeps it.
  */

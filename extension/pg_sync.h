@@ -308,6 +308,7 @@ extern void sync_owner_enter(SyncOwnerCtx *ctx);
 extern void sync_owner_leave(SyncOwnerCtx *ctx);
 extern SPIPlanPtr sync_prepare(const char *sql, int nargs, Oid *argtypes);
 extern SPIPlanPtr sync_prepare_custom(const char *sql, int nargs, Oid *argtypes);
+extern SPIPlanPtr sync_prepare_generic(const char *sql, int nargs, Oid *argtypes);
 extern void sync_check_spi(int rc, int expected, const char *what);
 extern bool sync_name_listed(List *names, const char *name);
 extern bool sync_schema_02(void);

@@ -510,7 +510,7 @@ sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names)
 		Oid			types[1] = {PG_SNAPSHOTOID};
 
 		/* (the table's storage by a scalar subquery: one index probe, whatever the statistics) */
-		load_plans[v02] = sync_prepare(psprintf(
+		load_plans[v02] = sync_prepare_generic(psprintf(
 			"SELECT %s,"
 			"       CASE WHEN $1 IS NULL THEN true"
 			"            ELSE NOT pg_catalog.pg_visible_in_snapshot(t.registered_xid, $1) END,"
@@ -600,7 +600,7 @@ sync_registry_lookup(Oid relid, bool missing_ok)
 	{
 		Oid			types[1] = {OIDOID};
 
-		lookup_plans[v02] = sync_prepare(psprintf(
+		lookup_plans[v02] = sync_prepare_generic(psprintf(
 			"SELECT %s FROM _pg_sync.tables t WHERE t.relid OPERATOR(pg_catalog.=) $1",
 			v02 ? REGISTRATION_COLUMNS_02 : REGISTRATION_COLUMNS_01), 1, types);
 	}

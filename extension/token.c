@@ -167,7 +167,7 @@ sync_token_find(int64 token, SyncToken *out)
 	{
 		Oid			types[1] = {INT8OID};
 
-		resolve_plan = sync_prepare(
+		resolve_plan = sync_prepare_generic(
 			"SELECT snap, snap::pg_catalog.text, created_at FROM _pg_sync.checkpoints"
 			" WHERE id OPERATOR(pg_catalog.=) $1", 1, types);
 	}
