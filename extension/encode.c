@@ -116,7 +116,7 @@ sync_row_hash(SyncTable *t, const char *id, Datum *vals, bool *nulls, const char
 
 	initStringInfo(&buf);
 	appendBinaryStringInfo(&buf, "{\"id\":", 6);
-	escape_json(&buf, id);
+	sync_escape_json(&buf, id, strlen(id));
 	for (i = 0; i < t->ncols; i++)
 	{
 		if (i == t->key || !t->cols[i].synced || cols[i] != '1')
@@ -148,7 +148,7 @@ sync_pushed_hash(SyncTable *t, const char *id, SyncRecord *rec, const char *cols
 
 	initStringInfo(&buf);
 	appendBinaryStringInfo(&buf, "{\"id\":", 6);
-	escape_json(&buf, id);
+	sync_escape_json(&buf, id, strlen(id));
 	for (i = 0; i < t->ncols; i++)
 	{
 		if (i == t->key || !t->cols[i].synced || cols[i] != '1')
@@ -279,7 +279,7 @@ receive_row(TupleTableSlot *slot, DestReceiver *self)
 	if (sink->nupdated++ > 0)
 		appendStringInfoChar(buf, ',');
 	appendBinaryStringInfo(buf, "{\"id\":", 6);
-	escape_json(buf, id);
+	sync_escape_json(buf, id, strlen(id));
 	n = 0;
 	for (i = 0; i < t->ncols; i++)
 	{

@@ -354,6 +354,7 @@ extern void sync_no_user(const char *table) pg_attribute_noreturn();
 extern char *sync_owner_text(SyncTable *t, const char *user);
 
 /* encode.c */
+extern void sync_escape_json(StringInfo buf, const char *s, int len);
 extern void sync_encode_value(StringInfo buf, SyncColumn *col, Datum value, bool isnull);
 typedef struct SyncPullSink
 {

@@ -31,6 +31,62 @@ floor_div(int64 a, int64 b)
 	return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 
+/*
+ * Appends a string as a JSON string, escaped exactly as escape_json()
+ * escapes it, but copying the runs that need no escaping whole (most text).
+ */
+void
+sync_escape_json(StringInfo buf, const char *s, int len)
+{
+	const char *end = s + len;
+	const char *run = s;
+
+	enlargeStringInfo(buf, len + 2);
+	appendStringInfoCharMacro(buf, '"');
+	for (; s < end; s++)
+	{
+		unsigned char c = (unsigned char) *s;
+		const char *esc;
+
+		if (c >= ' ' && c != '"' && c != '\\')
+			continue;
+		if (s > run)
+			appendBinaryStringInfo(buf, run, s - run);
+		run = s + 1;
+		switch (c)
+		{
+			case '\b':
+				esc = "\\b";
+				break;
+			case '\f':
+				esc = "\\f";
+				break;
+			case '\n':
+				esc = "\\n";
+				break;
+			case '\r':
+				esc = "\\r";
+				break;
+			case '\t':
+				esc = "\\t";
+				break;
+			case '"':
+				esc = "\\\"";
+				break;
+			case '\\':
+				esc = "\\\\";
+				break;
+			default:
+				appendStringInfo(buf, "\\u%04x", (int) c);
+				continue;
+		}
+		appendBinaryStringInfo(buf, esc, 2);
+	}
+	if (s > run)
+		appendBinaryStringInfo(buf, run, s - run);
+	appendStringInfoCharMacro(buf, '"');
+}
+
 /* Appends one column value in the documented JSON mapping. */
 void
 sync_encode_value(StringInfo buf, SyncColumn *col, Datum value, bool isnull)
@@ -117,10 +173,16 @@ sync_encode_value(StringInfo buf, SyncColumn *col, Datum value, bool isnull)
 		case SK_JSON:
 		case SK_TEXT:
 			if (col->basetypid == TEXTOID || col->basetypid == VARCHAROID)
-				s = text_to_cstring(DatumGetTextPP(value));
+			{
+				text	   *t = DatumGetTextPP(value);
+
+				sync_escape_json(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+			}
 			else
+			{
 				s = OutputFunctionCall(&col->outfn, value);
-			escape_json(buf, s);
+				sync_escape_json(buf, s, strlen(s));
+			}
 			break;
 	}
 }
