@@ -17,7 +17,8 @@
 #
 # Sizes and durations can be overridden from the environment: USERS,
 # PER_USER, HEAVY, REPS_FIRST, REPS_INCR, REPS_EMPTY, REPS_PUSH1K,
-# REPS_PUSH10K, WRITE_SECS, WRITE_ROUNDS, WRITE_CLIENTS, MIXED_SECS,
+# REPS_PUSH10K, INTERLEAVE_USERS (users whose changes the interleaved-layout
+# incremental pulls interleave), WRITE_SECS, WRITE_ROUNDS, WRITE_CLIENTS, MIXED_SECS,
 # MIXED_CLIENTS, MIXED_TOKEN_AGE_MS (the mixed load's pulls use tokens between
 # this and twice this old; 0: every pull uses the token of the client's
 # previous pull), REPS_CONFLICT1K, REPS_CONFLICT10K (repetitions of the
@@ -48,7 +49,7 @@ else
   : "${REPS_CONFLICT1K:=5}" "${REPS_CONFLICT10K:=3}"
   : "${WRITE_SECS:=10}" "${WRITE_ROUNDS:=3}" "${MIXED_SECS:=60}"
 fi
-: "${WRITE_CLIENTS:=4}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}" "${CF_ROWS:=10000}"
+: "${INTERLEAVE_USERS:=50}" "${WRITE_CLIENTS:=4}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}" "${CF_ROWS:=10000}"
 : "${CASES:=pull push memory write mixed http conflicts}"
 for c in $CASES; do
   case $c in
@@ -57,8 +58,8 @@ for c in $CASES; do
   esac
 done
 want() { [[ " $CASES " == *" $1 "* ]]; }
-if [ "$PER_USER" -lt 4 ] || [ "$USERS" -lt "$MIXED_CLIENTS" ]; then
-  echo "PER_USER must be >= 4 and USERS >= MIXED_CLIENTS ($MIXED_CLIENTS)" >&2
+if [ "$PER_USER" -lt 4 ] || [ "$USERS" -lt "$MIXED_CLIENTS" ] || [ "$USERS" -lt "$INTERLEAVE_USERS" ]; then
+  echo "PER_USER must be >= 4 and USERS >= MIXED_CLIENTS ($MIXED_CLIENTS) and INTERLEAVE_USERS ($INTERLEAVE_USERS)" >&2
   exit 2
 fi
 
@@ -179,12 +180,19 @@ log "loaded: $(sql "SELECT format('notes %s rows, row_meta %s rows, database %s'
 if want pull; then
   log "case: first pull of one user's $HEAVY rows ($REPS_FIRST reps)"
   sql "CALL bench.case_first_pull($REPS_FIRST)"
-  log "case: incremental pull, $PER_USER changed rows ($REPS_INCR reps x 2 variants)"
+  log "case: incremental pull, $PER_USER changed rows written together ($REPS_INCR reps x 2 variants)"
   sql "CALL bench.case_pull_since('incr_write', $REPS_INCR, $PER_USER, false, 1)"
   sql "CALL bench.case_pull_since('incr_reuse', $REPS_INCR, $PER_USER, true, 2)"
   log "case: empty pull ($REPS_EMPTY reps x 2 variants)"
   sql "CALL bench.case_pull_since('empty_write', $REPS_EMPTY, 0, false, 3)"
   sql "CALL bench.case_pull_since('empty_reuse', $REPS_EMPTY, 0, true, 4)"
+  # the same incremental pulls with the changed rows spread over the table:
+  # INTERLEAVE_USERS users (the pulling one among them) change one row each
+  # in turn; run last, since they change many rows, and vacuumed after
+  log "case: incremental pull, owners interleaved ($INTERLEAVE_USERS users' changes, $REPS_INCR reps x 2 variants)"
+  sql "CALL bench.case_pull_since('incr_write_interleaved', $REPS_INCR, $PER_USER, false, 5, $INTERLEAVE_USERS)"
+  sql "CALL bench.case_pull_since('incr_reuse_interleaved', $REPS_INCR, $PER_USER, true, 6, $INTERLEAVE_USERS)"
+  sql "VACUUM (ANALYZE) notes, notes_pl, _pg_sync.row_meta" >/dev/null
 fi
 if want push; then
   log "case: push of 1,000 records ($REPS_PUSH1K reps)"
@@ -407,7 +415,7 @@ log "report"
     echo "**Warning: $ext_so was replaced while the benchmark ran; the results may mix two builds.**"
     echo
   fi
-  psql_ -At -v wall="$wall" -v clients="$MIXED_CLIENTS" -f "$here/sql/report.sql"
+  psql_ -At -v wall="$wall" -v clients="$MIXED_CLIENTS" -v interleave="$INTERLEAVE_USERS" -f "$here/sql/report.sql"
 } >"$out/results.md"
 cat "$out/results.md"
 log "written: $out/results.md (wall time $((wall / 60)) min $((wall % 60)) s)"
