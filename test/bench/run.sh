@@ -49,7 +49,7 @@ else
   : "${REPS_CONFLICT1K:=5}" "${REPS_CONFLICT10K:=3}"
   : "${WRITE_SECS:=10}" "${WRITE_ROUNDS:=3}" "${MIXED_SECS:=60}"
 fi
-: "${INTERLEAVE_USERS:=50}" "${WRITE_CLIENTS:=4}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}" "${CF_ROWS:=10000}"
+: "${INTERLEAVE_USERS:=50}" "${WRITE_CLIENTS:=8}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}" "${CF_ROWS:=10000}"
 : "${CASES:=pull push memory write mixed http conflicts}"
 for c in $CASES; do
   case $c in
@@ -415,7 +415,7 @@ log "report"
     echo "**Warning: $ext_so was replaced while the benchmark ran; the results may mix two builds.**"
     echo
   fi
-  psql_ -At -v wall="$wall" -v clients="$MIXED_CLIENTS" -v interleave="$INTERLEAVE_USERS" -f "$here/sql/report.sql"
+  psql_ -At -v wall="$wall" -v clients="$MIXED_CLIENTS" -v interleave="$INTERLEAVE_USERS" -v write_clients="$WRITE_CLIENTS" -f "$here/sql/report.sql"
 } >"$out/results.md"
 cat "$out/results.md"
 log "written: $out/results.md (wall time $((wall / 60)) min $((wall % 60)) s)"

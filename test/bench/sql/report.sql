@@ -163,14 +163,14 @@ SELECT pg_temp.row('Push of 10,000 records: backend memory',
 CREATE FUNCTION pg_temp.tps(c text, i text) RETURNS text LANGUAGE sql STABLE AS $$
     SELECT format('%s TPS (%s ms)', to_char(pg_temp.metric(c, i, 'tps'), 'FM999999'),
                   to_char(pg_temp.metric(c, i, 'lat_ms'), 'FM990.000')) $$;
-SELECT pg_temp.row(v.label,
+SELECT pg_temp.row(format(v.label, :write_clients),
        pg_temp.tps(v.c, 'notes'), pg_temp.tps(v.c, 'notes_raw'), pg_temp.tps(v.c, 'notes_pl'),
        pg_temp.x(pg_temp.metric(v.c, 'notes', 'tps'), pg_temp.metric(v.c, 'notes_raw', 'tps')),
        pg_temp.x(pg_temp.metric(v.c, 'notes', 'tps'), pg_temp.metric(v.c, 'notes_pl', 'tps')),
-       'registered ≥ 0.8× unregistered TPS',
-       pg_temp.yes(pg_temp.metric(v.c, 'notes', 'tps') >= 0.8 * pg_temp.metric(v.c, 'notes_raw', 'tps')))
-  FROM (VALUES (1, 'write_insert', 'Write overhead: single-row INSERT (pgbench TPS, avg latency)'),
-               (2, 'write_update', 'Write overhead: single-row UPDATE (pgbench TPS, avg latency)')) AS v(o, c, label)
+       'registered ≥ 0.85× unregistered TPS',
+       pg_temp.yes(pg_temp.metric(v.c, 'notes', 'tps') >= 0.85 * pg_temp.metric(v.c, 'notes_raw', 'tps')))
+  FROM (VALUES (1, 'write_insert', 'Write overhead: single-row INSERT, %s pgbench clients (TPS, avg latency)'),
+               (2, 'write_update', 'Write overhead: single-row UPDATE, %s pgbench clients (TPS, avg latency)')) AS v(o, c, label)
  WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
