@@ -170,6 +170,7 @@ psql_ -v users="$USERS" -v per_user="$PER_USER" -v heavy="$HEAVY" -f "$here/sql/
 psql_ -f "$here/sql/baseline.sql"
 psql_ -f "$here/sql/cases.sql"
 psql_ -f "$here/sql/mixed.sql"
+psql_ -f "$here/sql/app.sql"
 psql_ -v cf_rows="$CF_ROWS" -f "$here/sql/conflicts.sql"
 sql "VACUUM (ANALYZE) notes, notes_raw, notes_pl, _pg_sync.row_meta, _pg_sync.checkpoints, bench.heavy_pool" >/dev/null
 sql "CHECKPOINT" >/dev/null
@@ -283,34 +284,54 @@ if want memory; then
 fi
 
 # Write overhead: single-row INSERT / UPDATE transactions through pgbench on
-# the registered table, the untracked copy and the PL/pgSQL baseline's table.
+# the registered table, the untracked copy and the PL/pgSQL baseline's table;
+# then an app's transaction on two tables (pgbench/app.sql), registered
+# (notes, tasks) and unregistered (notes_raw, tasks_raw).
 for op in insert update; do
   for t in notes notes_raw notes_pl; do
     sed "s/@TABLE@/$t/g" "$here/pgbench/$op.sql" >"$work/scripts/${op}_$t.sql"
   done
 done
+sed "s/@NOTES@/notes/g; s/@TASKS@/tasks/g" "$here/pgbench/app.sql" >"$work/scripts/app_registered.sql"
+sed "s/@NOTES@/notes_raw/g; s/@TASKS@/tasks_raw/g" "$here/pgbench/app.sql" >"$work/scripts/app_unregistered.sql"
+task_notes=$((PER_USER < 10 ? PER_USER : 10))
+tasks_per_note=3
 pgb_tps() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$1"; }
+# one pgbench run of a write-overhead script: write_run <case> <impl> <round> <script>
+write_run() {
+  local f=$out/$1_$2_$3.txt tps lat
+  "$bindir/pgbench" -n -M prepared -c "$WRITE_CLIENTS" -j 2 -T "$WRITE_SECS" \
+    -D users="$USERS" -D per_user="$PER_USER" -D heavy="$HEAVY" \
+    -D task_notes="$task_notes" -D tasks_per_note="$tasks_per_note" \
+    -f "$4" >"$f" 2>&1
+  tps=$(pgb_tps "$f")
+  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$f")
+  if [ -z "$tps" ] || [ -z "$lat" ] || grep -q 'aborted' "$f"; then
+    cat "$f" >&2
+    echo "write-overhead run failed: $f" >&2
+    exit 1
+  fi
+  sql "INSERT INTO bench.metric VALUES ('$1', '$2', 'tps', $tps, 'round $3'),
+                                       ('$1', '$2', 'lat_ms', $lat, 'round $3')"
+}
 if want write; then
   log "case: write overhead (pgbench, $WRITE_CLIENTS clients, ${WRITE_SECS}s x $WRITE_ROUNDS rounds per table and statement)"
   for op in insert update; do
     for round in $(seq 1 "$WRITE_ROUNDS"); do
       for t in notes_raw notes notes_pl; do
-        f=$out/write_${op}_${t}_$round.txt
-        "$bindir/pgbench" -n -M prepared -c "$WRITE_CLIENTS" -j 2 -T "$WRITE_SECS" \
-          -D users="$USERS" -D per_user="$PER_USER" -D heavy="$HEAVY" \
-          -f "$work/scripts/${op}_$t.sql" >"$f" 2>&1
-        tps=$(pgb_tps "$f")
-        lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$f")
-        if [ -z "$tps" ] || [ -z "$lat" ] || grep -q 'aborted' "$f"; then
-          cat "$f" >&2
-          echo "write-overhead run failed: $f" >&2
-          exit 1
-        fi
-        sql "INSERT INTO bench.metric VALUES ('write_$op', '$t', 'tps', $tps, 'round $round'),
-                                             ('write_$op', '$t', 'lat_ms', $lat, 'round $round')"
+        write_run "write_$op" "$t" "$round" "$work/scripts/${op}_$t.sql"
       done
     done
   done
+  log "case: write overhead of an app transaction on two tables (pgbench, $WRITE_CLIENTS clients, ${WRITE_SECS}s x $WRITE_ROUNDS rounds per variant)"
+  sql "SELECT bench.app_setup($task_notes, $tasks_per_note)" >/dev/null
+  sql "VACUUM (ANALYZE) tasks, tasks_raw, _pg_sync.row_meta" >/dev/null
+  for round in $(seq 1 "$WRITE_ROUNDS"); do
+    for t in unregistered registered; do
+      write_run write_app "$t" "$round" "$work/scripts/app_$t.sql"
+    done
+  done
+  sql "SELECT bench.app_teardown()" >/dev/null
   sql "VACUUM (ANALYZE) notes, notes_raw, notes_pl, _pg_sync.row_meta, _pg_sync.checkpoints" >/dev/null
 fi
 
