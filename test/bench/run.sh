@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pg_sync benchmark harness.
 #
-#   test/bench/run.sh            full run (about 7 minutes on 2 cores)
+#   test/bench/run.sh            full run (about 10 minutes on 2 cores)
 #   QUICK=1 test/bench/run.sh    smoke run with small sizes (about 1.5 minutes)
 #   CASES="pull push" test/bench/run.sh   only the cases named (see CASES below)
 #
