@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pg_sync benchmark harness.
 #
-#   test/bench/run.sh            full run (about 7 minutes on 2 cores)
+#   test/bench/run.sh            full run (about 10 minutes on 2 cores)
 #   QUICK=1 test/bench/run.sh    smoke run with small sizes (about 1.5 minutes)
 #   CASES="pull push" test/bench/run.sh   only the cases named (see CASES below)
 #
@@ -17,7 +17,8 @@
 #
 # Sizes and durations can be overridden from the environment: USERS,
 # PER_USER, HEAVY, REPS_FIRST, REPS_INCR, REPS_EMPTY, REPS_PUSH1K,
-# REPS_PUSH10K, WRITE_SECS, WRITE_ROUNDS, WRITE_CLIENTS, MIXED_SECS,
+# REPS_PUSH10K, INTERLEAVE_USERS (users whose changes the interleaved-layout
+# incremental pulls interleave), WRITE_SECS, WRITE_ROUNDS, WRITE_CLIENTS, MIXED_SECS,
 # MIXED_CLIENTS, MIXED_TOKEN_AGE_MS (the mixed load's pulls use tokens between
 # this and twice this old; 0: every pull uses the token of the client's
 # previous pull), REPS_CONFLICT1K, REPS_CONFLICT10K (repetitions of the
@@ -48,7 +49,7 @@ else
   : "${REPS_CONFLICT1K:=5}" "${REPS_CONFLICT10K:=3}"
   : "${WRITE_SECS:=10}" "${WRITE_ROUNDS:=3}" "${MIXED_SECS:=60}"
 fi
-: "${WRITE_CLIENTS:=4}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}" "${CF_ROWS:=10000}"
+: "${INTERLEAVE_USERS:=50}" "${WRITE_CLIENTS:=8}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}" "${CF_ROWS:=10000}"
 : "${CASES:=pull push memory write mixed http conflicts}"
 for c in $CASES; do
   case $c in
@@ -57,8 +58,8 @@ for c in $CASES; do
   esac
 done
 want() { [[ " $CASES " == *" $1 "* ]]; }
-if [ "$PER_USER" -lt 4 ] || [ "$USERS" -lt "$MIXED_CLIENTS" ]; then
-  echo "PER_USER must be >= 4 and USERS >= MIXED_CLIENTS ($MIXED_CLIENTS)" >&2
+if [ "$PER_USER" -lt 4 ] || [ "$USERS" -lt "$MIXED_CLIENTS" ] || [ "$USERS" -lt "$INTERLEAVE_USERS" ]; then
+  echo "PER_USER must be >= 4 and USERS >= MIXED_CLIENTS ($MIXED_CLIENTS) and INTERLEAVE_USERS ($INTERLEAVE_USERS)" >&2
   exit 2
 fi
 
@@ -169,6 +170,7 @@ psql_ -v users="$USERS" -v per_user="$PER_USER" -v heavy="$HEAVY" -f "$here/sql/
 psql_ -f "$here/sql/baseline.sql"
 psql_ -f "$here/sql/cases.sql"
 psql_ -f "$here/sql/mixed.sql"
+psql_ -f "$here/sql/app.sql"
 psql_ -v cf_rows="$CF_ROWS" -f "$here/sql/conflicts.sql"
 sql "VACUUM (ANALYZE) notes, notes_raw, notes_pl, _pg_sync.row_meta, _pg_sync.checkpoints, bench.heavy_pool" >/dev/null
 sql "CHECKPOINT" >/dev/null
@@ -179,12 +181,19 @@ log "loaded: $(sql "SELECT format('notes %s rows, row_meta %s rows, database %s'
 if want pull; then
   log "case: first pull of one user's $HEAVY rows ($REPS_FIRST reps)"
   sql "CALL bench.case_first_pull($REPS_FIRST)"
-  log "case: incremental pull, $PER_USER changed rows ($REPS_INCR reps x 2 variants)"
+  log "case: incremental pull, $PER_USER changed rows written together ($REPS_INCR reps x 2 variants)"
   sql "CALL bench.case_pull_since('incr_write', $REPS_INCR, $PER_USER, false, 1)"
   sql "CALL bench.case_pull_since('incr_reuse', $REPS_INCR, $PER_USER, true, 2)"
   log "case: empty pull ($REPS_EMPTY reps x 2 variants)"
   sql "CALL bench.case_pull_since('empty_write', $REPS_EMPTY, 0, false, 3)"
   sql "CALL bench.case_pull_since('empty_reuse', $REPS_EMPTY, 0, true, 4)"
+  # the same incremental pulls with the changed rows spread over the table:
+  # INTERLEAVE_USERS users (the pulling one among them) change one row each
+  # in turn; run last, since they change many rows, and vacuumed after
+  log "case: incremental pull, owners interleaved ($INTERLEAVE_USERS users' changes, $REPS_INCR reps x 2 variants)"
+  sql "CALL bench.case_pull_since('incr_write_interleaved', $REPS_INCR, $PER_USER, false, 5, $INTERLEAVE_USERS)"
+  sql "CALL bench.case_pull_since('incr_reuse_interleaved', $REPS_INCR, $PER_USER, true, 6, $INTERLEAVE_USERS)"
+  sql "VACUUM (ANALYZE) notes, notes_pl, _pg_sync.row_meta" >/dev/null
 fi
 if want push; then
   log "case: push of 1,000 records ($REPS_PUSH1K reps)"
@@ -275,34 +284,54 @@ if want memory; then
 fi
 
 # Write overhead: single-row INSERT / UPDATE transactions through pgbench on
-# the registered table, the untracked copy and the PL/pgSQL baseline's table.
+# the registered table, the untracked copy and the PL/pgSQL baseline's table;
+# then an app's transaction on two tables (pgbench/app.sql), registered
+# (notes, tasks) and unregistered (notes_raw, tasks_raw).
 for op in insert update; do
   for t in notes notes_raw notes_pl; do
     sed "s/@TABLE@/$t/g" "$here/pgbench/$op.sql" >"$work/scripts/${op}_$t.sql"
   done
 done
+sed "s/@NOTES@/notes/g; s/@TASKS@/tasks/g" "$here/pgbench/app.sql" >"$work/scripts/app_registered.sql"
+sed "s/@NOTES@/notes_raw/g; s/@TASKS@/tasks_raw/g" "$here/pgbench/app.sql" >"$work/scripts/app_unregistered.sql"
+task_notes=$((PER_USER < 10 ? PER_USER : 10))
+tasks_per_note=3
 pgb_tps() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$1"; }
+# one pgbench run of a write-overhead script: write_run <case> <impl> <round> <script>
+write_run() {
+  local f=$out/$1_$2_$3.txt tps lat
+  "$bindir/pgbench" -n -M prepared -c "$WRITE_CLIENTS" -j 2 -T "$WRITE_SECS" \
+    -D users="$USERS" -D per_user="$PER_USER" -D heavy="$HEAVY" \
+    -D task_notes="$task_notes" -D tasks_per_note="$tasks_per_note" \
+    -f "$4" >"$f" 2>&1
+  tps=$(pgb_tps "$f")
+  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$f")
+  if [ -z "$tps" ] || [ -z "$lat" ] || grep -q 'aborted' "$f"; then
+    cat "$f" >&2
+    echo "write-overhead run failed: $f" >&2
+    exit 1
+  fi
+  sql "INSERT INTO bench.metric VALUES ('$1', '$2', 'tps', $tps, 'round $3'),
+                                       ('$1', '$2', 'lat_ms', $lat, 'round $3')"
+}
 if want write; then
   log "case: write overhead (pgbench, $WRITE_CLIENTS clients, ${WRITE_SECS}s x $WRITE_ROUNDS rounds per table and statement)"
   for op in insert update; do
     for round in $(seq 1 "$WRITE_ROUNDS"); do
       for t in notes_raw notes notes_pl; do
-        f=$out/write_${op}_${t}_$round.txt
-        "$bindir/pgbench" -n -M prepared -c "$WRITE_CLIENTS" -j 2 -T "$WRITE_SECS" \
-          -D users="$USERS" -D per_user="$PER_USER" -D heavy="$HEAVY" \
-          -f "$work/scripts/${op}_$t.sql" >"$f" 2>&1
-        tps=$(pgb_tps "$f")
-        lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$f")
-        if [ -z "$tps" ] || [ -z "$lat" ] || grep -q 'aborted' "$f"; then
-          cat "$f" >&2
-          echo "write-overhead run failed: $f" >&2
-          exit 1
-        fi
-        sql "INSERT INTO bench.metric VALUES ('write_$op', '$t', 'tps', $tps, 'round $round'),
-                                             ('write_$op', '$t', 'lat_ms', $lat, 'round $round')"
+        write_run "write_$op" "$t" "$round" "$work/scripts/${op}_$t.sql"
       done
     done
   done
+  log "case: write overhead of an app transaction on two tables (pgbench, $WRITE_CLIENTS clients, ${WRITE_SECS}s x $WRITE_ROUNDS rounds per variant)"
+  sql "SELECT bench.app_setup($task_notes, $tasks_per_note)" >/dev/null
+  sql "VACUUM (ANALYZE) tasks, tasks_raw, _pg_sync.row_meta" >/dev/null
+  for round in $(seq 1 "$WRITE_ROUNDS"); do
+    for t in unregistered registered; do
+      write_run write_app "$t" "$round" "$work/scripts/app_$t.sql"
+    done
+  done
+  sql "SELECT bench.app_teardown()" >/dev/null
   sql "VACUUM (ANALYZE) notes, notes_raw, notes_pl, _pg_sync.row_meta, _pg_sync.checkpoints" >/dev/null
 fi
 
@@ -407,7 +436,7 @@ log "report"
     echo "**Warning: $ext_so was replaced while the benchmark ran; the results may mix two builds.**"
     echo
   fi
-  psql_ -At -v wall="$wall" -v clients="$MIXED_CLIENTS" -f "$here/sql/report.sql"
+  psql_ -At -v wall="$wall" -v clients="$MIXED_CLIENTS" -v interleave="$INTERLEAVE_USERS" -v write_clients="$WRITE_CLIENTS" -f "$here/sql/report.sql"
 } >"$out/results.md"
 cat "$out/results.md"
 log "written: $out/results.md (wall time $((wall / 60)) min $((wall % 60)) s)"

@@ -138,11 +138,28 @@ $$;
 -- The caller's token is always older than pg_sync.checkpoint_interval (a
 -- pull with a younger token records a new checkpoint in any case).
 --   ubase     first user number; repetition r uses a different user
+--   spread    where the changed rows end up on disk (nchanged > 0):
+--             1: one UPDATE of the user's rows: a new version stays on its
+--             row's page when that page has room, the others go together
+--             onto the pages the free space map offers (or the table's end);
+--             n > 1: the user and the n - 1 users after it change their rows
+--             interleaved, as an app's writes arrive: statement m updates
+--             row m of each of the n users, so that the user's new row
+--             versions (and those of the baseline's copy) lie about n rows,
+--             a page or more, apart. One transaction either way.
+-- After the timed calls of a repetition, the heap pages holding the user's
+-- rows (notes, notes_pl) and its change records are counted (bench.metric,
+-- key "pages").
 ------------------------------------------------------------------------
-CREATE PROCEDURE bench.case_pull_since(case_name text, reps int, nchanged int, reuse boolean, ubase int)
+CREATE PROCEDURE bench.case_pull_since(case_name text, reps int, nchanged int, reuse boolean, ubase int,
+                                       spread int DEFAULT 1)
     LANGUAGE plpgsql AS $$
 DECLARE
     acc    text[] := '{}';
+    pages  text[] := '{}';
+    ids    text[];
+    tid    int := (SELECT t.table_id FROM _pg_sync.tables t WHERE t.relid = 'notes'::regclass);
+    u      int;
     impl   text;
     v      text;
     t0     timestamptz;
@@ -162,8 +179,12 @@ BEGIN
     IF nchanged NOT IN (0, p.per_user) THEN
         RAISE EXCEPTION 'nchanged must be 0 or %', p.per_user;
     END IF;
+    IF spread < 1 OR spread > p.users THEN
+        RAISE EXCEPTION 'spread must be between 1 and the number of users (%)', p.users;
+    END IF;
     FOR r IN 0..reps LOOP
-        o := bench.user_name((ubase + r * 7919) % p.users);
+        u := (ubase + r * 7919) % p.users;
+        o := bench.user_name(u);
         -- the token / timestamp each implementation's client holds, older
         -- than pg_sync.checkpoint_interval like the token of a client that
         -- last synced a while ago
@@ -172,9 +193,17 @@ BEGIN
         ms := bench.epoch_ms(since);
         COMMIT;
         PERFORM pg_sleep(token_age);
-        IF nchanged > 0 THEN
+        IF nchanged > 0 AND spread = 1 THEN
             UPDATE notes SET title = title || '*', updated_at = clock_timestamp() WHERE owner = o;
             UPDATE notes_pl SET title = title || '*', updated_at = clock_timestamp() WHERE owner = o;
+            COMMIT;
+        ELSIF nchanged > 0 THEN
+            FOR m IN 0..p.per_user - 1 LOOP
+                ids := ARRAY(SELECT bench.user_row_id((u + j) % p.users, m, p.users, p.heavy)
+                               FROM generate_series(0, spread - 1) AS j);
+                UPDATE notes SET title = title || '*', updated_at = clock_timestamp() WHERE id = ANY (ids);
+                UPDATE notes_pl SET title = title || '*', updated_at = clock_timestamp() WHERE id = ANY (ids);
+            END LOOP;
             COMMIT;
         END IF;
         IF reuse THEN
@@ -208,8 +237,20 @@ BEGIN
             END IF;
             acc := acc || bench.rec(impl, r, t0, t1, t2, octet_length(v));
         END LOOP;
+        IF nchanged > 0 THEN
+            pages := pages
+                || concat_ws('|', 'notes', r, (SELECT count(DISTINCT (ctid::text::point)[0]) FROM notes WHERE owner = o))
+                || concat_ws('|', 'notes_pl', r, (SELECT count(DISTINCT (ctid::text::point)[0]) FROM notes_pl WHERE owner = o))
+                || concat_ws('|', 'row_meta', r, (SELECT count(DISTINCT (ctid::text::point)[0]) FROM _pg_sync.row_meta
+                                                   WHERE table_id = tid AND owner = o));
+            COMMIT;
+        END IF;
     END LOOP;
     PERFORM bench.store(case_name, acc);
+    INSERT INTO bench.metric (case_name, impl, key, value, note)
+    SELECT case_name, split_part(a, '|', 1), 'pages', split_part(a, '|', 3)::float8, 'rep ' || split_part(a, '|', 2)
+      FROM unnest(pages) AS a
+     WHERE split_part(a, '|', 2)::int > 0;
 END
 $$;
 

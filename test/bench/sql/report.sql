@@ -71,18 +71,30 @@ SELECT pg_temp.row(format('First pull of one user''s %s rows', (SELECT to_char(h
                    AND pg_temp.p50('first_pull', 'pg_sync') <= pg_temp.p50('first_pull', 'plpgsql')))
  WHERE pg_temp.ran('first_pull');
 
-SELECT pg_temp.row(format('Incremental pull: %s changed rows of one user, %s rows / %s users; %s',
+-- median over the repetitions of the heap pages holding the user's rows
+-- (notes) or its change records (row_meta) after the changes
+CREATE FUNCTION pg_temp.pages(c text, i text) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT coalesce(to_char(percentile_cont(0.5) WITHIN GROUP (ORDER BY value), 'FM999990'), '?')
+      FROM bench.metric WHERE case_name = c AND impl = i AND key = 'pages' $$;
+
+SELECT pg_temp.row(format('Incremental pull: %s changed rows of one user, %s rows / %s users; %s; %s: on %s heap pages (median), its change records on %s',
                           per_user, to_char(users::bigint * per_user + heavy, 'FM999,999,999'),
-                          to_char(users, 'FM999,999'), v.label),
+                          to_char(users, 'FM999,999'), v.label,
+                          CASE WHEN v.interleaved
+                               THEN format('owners interleaved, as an app writes them (%s users change one row each in turn)', :interleave)
+                               ELSE 'the user''s rows written together (one UPDATE of them all)' END,
+                          pg_temp.pages(v.c, 'notes'), pg_temp.pages(v.c, 'row_meta')),
        pg_temp.cell(v.c, 'pg_sync'), pg_temp.cell(v.c, 'limit'), pg_temp.cell(v.c, 'plpgsql'),
        pg_temp.x(pg_temp.p50(v.c, 'pg_sync'), pg_temp.p50(v.c, 'limit')),
        pg_temp.x(pg_temp.p50(v.c, 'plpgsql'), pg_temp.p50(v.c, 'pg_sync')),
-       '≤ 2× limit; p50 ≤ 1 ms',
+       '≤ 2× limit; p50 ≤ 0.5 ms',
        pg_temp.yes(pg_temp.p50(v.c, 'pg_sync') <= 2 * pg_temp.p50(v.c, 'limit')
-                   AND pg_temp.p50(v.c, 'pg_sync') <= 1.0))
+                   AND pg_temp.p50(v.c, 'pg_sync') <= 0.5))
   FROM bench.params,
-       (VALUES (1, 'incr_write', 'the pull records a new checkpoint'),
-               (2, 'incr_reuse', 'the pull reuses a younger checkpoint')) AS v(o, c, label)
+       (VALUES (1, 'incr_write', 'the pull records a new checkpoint', false),
+               (2, 'incr_reuse', 'the pull reuses a younger checkpoint', false),
+               (3, 'incr_write_interleaved', 'the pull records a new checkpoint', true),
+               (4, 'incr_reuse_interleaved', 'the pull reuses a younger checkpoint', true)) AS v(o, c, label, interleaved)
  WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
@@ -151,16 +163,24 @@ SELECT pg_temp.row('Push of 10,000 records: backend memory',
 CREATE FUNCTION pg_temp.tps(c text, i text) RETURNS text LANGUAGE sql STABLE AS $$
     SELECT format('%s TPS (%s ms)', to_char(pg_temp.metric(c, i, 'tps'), 'FM999999'),
                   to_char(pg_temp.metric(c, i, 'lat_ms'), 'FM990.000')) $$;
-SELECT pg_temp.row(v.label,
+SELECT pg_temp.row(format(v.label, :write_clients),
        pg_temp.tps(v.c, 'notes'), pg_temp.tps(v.c, 'notes_raw'), pg_temp.tps(v.c, 'notes_pl'),
        pg_temp.x(pg_temp.metric(v.c, 'notes', 'tps'), pg_temp.metric(v.c, 'notes_raw', 'tps')),
        pg_temp.x(pg_temp.metric(v.c, 'notes', 'tps'), pg_temp.metric(v.c, 'notes_pl', 'tps')),
-       'registered ≥ 0.8× unregistered TPS',
-       pg_temp.yes(pg_temp.metric(v.c, 'notes', 'tps') >= 0.8 * pg_temp.metric(v.c, 'notes_raw', 'tps')))
-  FROM (VALUES (1, 'write_insert', 'Write overhead: single-row INSERT (pgbench TPS, avg latency)'),
-               (2, 'write_update', 'Write overhead: single-row UPDATE (pgbench TPS, avg latency)')) AS v(o, c, label)
+       'registered ≥ 0.85× unregistered TPS',
+       pg_temp.yes(pg_temp.metric(v.c, 'notes', 'tps') >= 0.85 * pg_temp.metric(v.c, 'notes_raw', 'tps')))
+  FROM (VALUES (1, 'write_insert', 'Write overhead: single-row INSERT, %s pgbench clients (TPS, avg latency)'),
+               (2, 'write_update', 'Write overhead: single-row UPDATE, %s pgbench clients (TPS, avg latency)')) AS v(o, c, label)
  WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
+
+SELECT pg_temp.row(format('Write overhead: an app transaction on 2 registered tables, %s pgbench clients (BEGIN; INSERT a note; UPDATE another note of the user; INSERT a task of that note; UPDATE one of its tasks; SELECT its tasks; COMMIT), against the same on unregistered copies (TPS, avg latency)', :write_clients),
+       pg_temp.tps('write_app', 'registered'), pg_temp.tps('write_app', 'unregistered'), '—',
+       pg_temp.x(pg_temp.metric('write_app', 'registered', 'tps'), pg_temp.metric('write_app', 'unregistered', 'tps')),
+       '—',
+       'registered ≥ 0.9× unregistered TPS',
+       pg_temp.yes(pg_temp.metric('write_app', 'registered', 'tps') >= 0.9 * pg_temp.metric('write_app', 'unregistered', 'tps')))
+ WHERE pg_temp.ran('write_app');
 
 SELECT pg_temp.row(format('Mixed load: %s pgbench clients, 90%% pulls / 10%% pushes of 10 records, %s s; pull tokens %s–%s ms old%s',
                           :clients, pg_temp.metric(v.c, 'pg_sync', 'secs'),
@@ -244,7 +264,7 @@ INSERT INTO lines (line)
 SELECT format('| %s | %s | %s | %s ms | %s ms | %s |', case_name, impl, n, pg_temp.ms(p50), pg_temp.ms(call_p50),
               coalesce(to_char(bytes, 'FM999,999,999'), '—'))
   FROM stats
- ORDER BY array_position('{first_pull,incr_write,incr_reuse,empty_write,empty_reuse,push_1k,push_10k,conflict_1k,conflict_10k}'::text[], case_name),
+ ORDER BY array_position('{first_pull,incr_write,incr_reuse,incr_write_interleaved,incr_reuse_interleaved,empty_write,empty_reuse,push_1k,push_10k,conflict_1k,conflict_10k}'::text[], case_name),
           array_position('{pg_sync,limit,limit_exact,plpgsql,read_rows}'::text[], impl),
           (SELECT v.ord FROM bench.cf_variant v WHERE v.name = impl);
 
@@ -256,8 +276,10 @@ INSERT INTO lines (line) VALUES
  ('- **Physical limit**: plain SQL on the same rows, no sync logic. Pulls: `SELECT json_agg(t) FROM notes t WHERE owner = $1 [AND updated_at > $2]` on the registered table itself (all columns, timestamps as ISO text). `limit_exact` (first pull only, for reference) produces the same keys and values as pg_sync (timestamps as epoch ms). Pushes: the same document upserted with `INSERT … SELECT … FROM jsonb_to_recordset(…) ON CONFLICT (id) DO UPDATE` plus a `DELETE … WHERE id IN (…)` into `notes_raw`, an untracked copy with the same indexes.'),
  ('- **PL/pgSQL baseline**: test/bench/sql/baseline.sql — `last_modified_at`/`deleted_at` kept by a trigger, `pull(last_pulled_at)` aggregating into jsonb, `push(changes, last_pulled_at)` with soft deletes and per-record updates, in the style of the Supabase WatermelonDB tutorial, on its own copy `notes_pl`.'),
  ('- **Write overhead**: pgbench, single-row INSERT / UPDATE transactions; pg_sync column = registered `notes`, limit column = unregistered `notes_raw`, baseline column = `notes_pl` with its trigger. "baseline ÷ pg_sync" there is registered TPS ÷ baseline-table TPS.'),
+ ('- **App transaction** (write overhead): pgbench/app.sql, one transaction per pgbench transaction: INSERT a note, UPDATE another note of the same user (one of its first 10), INSERT a task of that note, UPDATE one of that note''s tasks (done toggled), SELECT the note''s tasks, COMMIT. pg_sync column = registered `notes` + `tasks`, limit column = unregistered `notes_raw` + `tasks_raw` (same rows and indexes); `tasks` (3 tasks on each of every user''s first 10 notes, indexes on owner and note_id) exists only while this case runs. The two variants take turns in every round.'),
  ('- **read_rows** (first pull only, for reference): reads the same rows and every column, makes no JSON: the floor below any encoding.'),
  ('- **Mixed load**: pgbench -M prepared over the Unix socket; latencies are per transaction as pgbench sees them (round trip included). A pull transaction sets the claims of a user of the client''s share and pulls with a token the client got between one and two token ages ago (pgbench/mixed_pull.sql); a push transaction pulls for a fresh token, builds a 10-record document (bench.mixed_doc) and pushes it. Clients never share users. "checkpoints recorded" counts the rows pulls added to _pg_sync.checkpoints.'),
+ ('- **Incremental pull layouts**: the rows are loaded in id order and ids are hashes, so every user''s loaded rows are spread over the table either way; what an incremental pull reads is the rows changed since its token. *Written together*: one UPDATE of the user''s rows; a new version stays on its row''s page when that page has room, the others go together onto the pages the free space map offers (or the end of the table). *Owners interleaved, as an app writes them*: the user and the next users (INTERLEAVE_USERS in all) change one row each in turn, one statement per round, all in one transaction, so that the user''s new row versions lie a page or more apart, as when many users'' edits arrive over time. Same tables, rows and indexes for both; pg_sync, the limit and the baseline read the rows changed the same way (notes, notes_pl). The heap pages holding the user''s rows and its change records are counted after the timed calls of each repetition. Until VACUUM the rows'' old versions stay indexed where the rows were loaded, in both layouts; the interleaved cases run after the others and are followed by a VACUUM.'),
  ('- **Checkpoint variants**: the client''s token is always older than pg_sync.checkpoint_interval. When it is the newest checkpoint, the pull records a new one (an INSERT and a durable COMMIT); under load a pull usually reuses a checkpoint another client recorded less than pg_sync.checkpoint_interval ago. Both are measured.'),
  ('- **Conflict policies** (sql/conflicts.sql): the user "heavy" pushes N updated records (title, priority, a jsonb `tags` array, updated_at, and the version it saw) of a table of its own per variant; between the client''s token and the push one SQL UPDATE changes the same N rows (title, priority + 1, a tag appended, a newer updated_at), so every record conflicts. The baseline ("÷ baseline") is `abort` pushing the same N records with no conflicting server write: the cost of applying them when nothing conflicts. A conflicting push under `abort` fails as a whole with SY001; `abort_detect` is the time until that error. Data: under last_write_wins and merge''s `latest` the client''s updated_at is newer on 9 records in 10; under merge''s `max` the client''s priority is higher on even records; the custom functions return the client''s row with the title "<server> + <client>". Repetition 0 is a warm-up. The tables exist only while this case runs (registered tables are part of every pull).');
 
