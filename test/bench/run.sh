@@ -297,10 +297,13 @@ sed "s/@NOTES@/notes_raw/g; s/@TASKS@/tasks_raw/g" "$here/pgbench/app.sql" >"$wo
 task_notes=$((PER_USER < 10 ? PER_USER : 10))
 tasks_per_note=3
 pgb_tps() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$1"; }
-# one pgbench run of a write-overhead script: write_run <case> <impl> <round> <script>
+# one pgbench run of a write-overhead script: write_run <case> <impl> <round> <script> [<PGOPTIONS>]
+# (impls ending in _sqlcap: the registered table with pg_sync.direct_capture off, i.e.
+# the change records written by the SQL upsert, for a same-run comparison)
+sqlcap="-c pg_sync.direct_capture=off"
 write_run() {
   local f=$out/$1_$2_$3.txt tps lat
-  "$bindir/pgbench" -n -M prepared -c "$WRITE_CLIENTS" -j 2 -T "$WRITE_SECS" \
+  PGOPTIONS="${5:-}" "$bindir/pgbench" -n -M prepared -c "$WRITE_CLIENTS" -j 2 -T "$WRITE_SECS" \
     -D users="$USERS" -D per_user="$PER_USER" -D heavy="$HEAVY" \
     -D task_notes="$task_notes" -D tasks_per_note="$tasks_per_note" \
     -f "$4" >"$f" 2>&1
@@ -318,8 +321,12 @@ if want write; then
   log "case: write overhead (pgbench, $WRITE_CLIENTS clients, ${WRITE_SECS}s x $WRITE_ROUNDS rounds per table and statement)"
   for op in insert update; do
     for round in $(seq 1 "$WRITE_ROUNDS"); do
-      for t in notes_raw notes notes_pl; do
-        write_run "write_$op" "$t" "$round" "$work/scripts/${op}_$t.sql"
+      for t in notes_raw notes notes_sqlcap notes_pl; do
+        if [ $t = notes_sqlcap ]; then
+          write_run "write_$op" "$t" "$round" "$work/scripts/${op}_notes.sql" "$sqlcap"
+        else
+          write_run "write_$op" "$t" "$round" "$work/scripts/${op}_$t.sql"
+        fi
       done
     done
   done
@@ -327,8 +334,12 @@ if want write; then
   sql "SELECT bench.app_setup($task_notes, $tasks_per_note)" >/dev/null
   sql "VACUUM (ANALYZE) tasks, tasks_raw, _pg_sync.row_meta" >/dev/null
   for round in $(seq 1 "$WRITE_ROUNDS"); do
-    for t in unregistered registered; do
-      write_run write_app "$t" "$round" "$work/scripts/app_$t.sql"
+    for t in unregistered registered registered_sqlcap; do
+      if [ $t = registered_sqlcap ]; then
+        write_run write_app "$t" "$round" "$work/scripts/app_registered.sql" "$sqlcap"
+      else
+        write_run write_app "$t" "$round" "$work/scripts/app_$t.sql"
+      fi
     done
   done
   sql "SELECT bench.app_teardown()" >/dev/null

@@ -356,12 +356,31 @@ DECLARE
     ms     bigint;
     c1     bigint;
     want   text := format('{"created":%s,"updated":%s,"deleted":%s}', n / 2, n / 4, n / 4);
+    cap    text;
 BEGIN
     FOR r IN 0..reps LOOP
         doc := bench.push_doc(n, bench.take_slice(n), format('p%s-%s', n, r));
         COMMIT;
         FOREACH impl IN ARRAY bench.rotate('{pg_sync,limit,plpgsql}', r) LOOP
             IF impl = 'pg_sync' THEN
+                -- first the same push twice, rolled back, its change records
+                -- written directly (the default) and by SQL
+                -- (pg_sync.direct_capture off), in an order that alternates
+                FOREACH cap IN ARRAY CASE WHEN r % 2 = 0 THEN '{on,off}'::text[] ELSE '{off,on}'::text[] END LOOP
+                    tok := sync_checkpoint();
+                    COMMIT;
+                    PERFORM set_config('request.jwt.claims', bench.claims('heavy'), true);
+                    PERFORM set_config('pg_sync.direct_capture', cap, true);
+                    t0 := clock_timestamp();
+                    v := sync_push(doc::json, tok)::text;
+                    t1 := clock_timestamp();
+                    ROLLBACK;
+                    IF v <> want THEN
+                        RAISE EXCEPTION 'bench check failed: sync_push returned %, expected %', v, want;
+                    END IF;
+                    acc := acc || bench.rec(CASE cap WHEN 'on' THEN 'capture_direct' ELSE 'capture_sql' END,
+                                            r, t0, t1, t1, octet_length(doc));
+                END LOOP;
                 tok := sync_checkpoint();       -- a fresh token, as from a pull
                 COMMIT;
                 PERFORM set_config('request.jwt.claims', bench.claims('heavy'), true);
