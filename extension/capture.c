@@ -212,11 +212,12 @@ typedef struct DirectWriter
 /* Upserts one record: INSERT ... ON CONFLICT (table_id, owner, id) DO UPDATE. */
 static void
 direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
-			  FullTransactionId xid, bool deleted)
+			  FullTransactionId xid, bool deleted, bool likely_new)
 {
 	TupleTableSlot *slot = w->slot;
 	ItemPointerData conflict;
 	int			i;
+	bool		precheck = !likely_new;
 
 	ExecClearTuple(slot);
 	for (i = 0; i < RM_NATTS; i++)
@@ -238,7 +239,15 @@ direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 		LockTupleMode lockmode;
 
 		CHECK_FOR_INTERRUPTS();
-		if (ExecCheckIndexConstraints(w->rri, slot, w->estate, &conflict, w->arbiter))
+
+		/*
+		 * A row just inserted rarely has a record yet (only a tombstone of
+		 * an earlier row with its key): it goes straight to the speculative
+		 * insertion, whose index insertion finds a conflict as surely as the
+		 * check would; after a conflict the check comes first, as in ExecInsert.
+		 */
+		if (!precheck ||
+			ExecCheckIndexConstraints(w->rri, slot, w->estate, &conflict, w->arbiter))
 		{
 			/* no record yet: insert one, speculatively */
 			uint32		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
@@ -257,7 +266,8 @@ direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 			list_free(recheck);
 			if (!spec_conflict)
 				return;
-			continue;			/* someone else inserted it meanwhile */
+			precheck = true;	/* there is a record (or someone else inserted it meanwhile) */
+			continue;
 		}
 
 		/* a record exists: lock it, and update it if it says something else */
@@ -516,7 +526,7 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
 		/* the first nnew records are rows written, the rest tombstones */
-		direct_upsert(&w, t->table_id, key[i], owner[i], xid, event == 2 || i >= nnew);
+		direct_upsert(&w, t->table_id, key[i], owner[i], xid, event == 2 || i >= nnew, event == 0);
 		MemoryContextSwitchTo(old);
 		ResetPerTupleExprContext(w.estate);
 	}
