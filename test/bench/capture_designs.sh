@@ -17,6 +17,7 @@
 # test/bench/out/capture_designs/.
 #
 # Phases:
+#   (autovacuum is off; VACUUM (ANALYZE) runs between the phases)
 #   1. load: every design gets its own copy of the same rows and its own
 #      tracking tables, filled as if every row had been written after
 #      registration; VACUUM (ANALYZE), CHECKPOINT
@@ -93,8 +94,11 @@ settings=(
   "checkpoint_completion_target = 0.9"
   "max_connections = 100"
   "jit = off"
-  "autovacuum = on"
+  "autovacuum = off"
 )
+# autovacuum is off so that no run is charged with the vacuum (CPU, WAL) of
+# another design's tables: each design keeps the dead tuples of its own
+# writes through the timed rounds, and VACUUM (ANALYZE) runs between phases.
 
 as_pg() {
   if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
@@ -160,6 +164,7 @@ machine() {
   echo "- mode: $([ "$quick" = 1 ] && echo 'QUICK (smoke sizes)' || echo 'default sizes')"
   echo "- load average (1/5/15 min) before the run: $load_start; the machine is shared: only ratios within one run mean anything"
   echo "- data: $USERS users x $PER_USER rows + user \"heavy\" with $HEAVY rows ($((USERS * PER_USER + HEAVY)) rows in each design's copy); user tables: PK (id), index ($NOTES_INDEX)"
+  echo "- autovacuum off; VACUUM (ANALYZE) after the load, before the growth phase and before the pulls"
   echo "- writes: pgbench -M prepared, $CLIENTS clients, -j 2, ${WRITE_SECS} s per run, $ROUNDS rounds; growth: $GROWTH_UPDATES updates; pulls: $PULL_REPS runs per query"
   echo "- settings: $(sql "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
        FROM pg_settings WHERE name IN ('shared_buffers','work_mem','maintenance_work_mem','effective_cache_size',
@@ -181,12 +186,32 @@ sql "DROP TABLE cd.source"
 sql "VACUUM (ANALYZE)" >/dev/null
 sql "CHECKPOINT"
 for d in "${designs[@]}"; do
-  sql "SELECT cd.snap_sizes('after load', '$d')" >/dev/null
+  sql "SELECT cd.snap_sizes('after load', '$d', false)" >/dev/null
   for op in insert update; do
     sql "SELECT cd.pgbench_script('$d', '$op')" >"$work/scripts/${op}_$d.sql"
   done
 done
 log "loaded: database $(sql "SELECT pg_size_pretty(pg_database_size(current_database()))")"
+
+# CPU time of the client backends: the user + system time of the
+# postmaster's exited children (/proc/<pid>/stat, cutime + cstime, in clock
+# ticks). A run's backends have all exited when quiet_backends returns.
+pm=$(head -1 "$data/postmaster.pid")
+clk_tck=$(getconf CLK_TCK)
+backends_cpu() {
+  local f
+  f=$(sed 's/^.*) //' "/proc/$pm/stat")
+  set -- $f
+  echo $((${14} + ${15}))
+}
+quiet_backends() {
+  for _ in $(seq 1 500); do
+    pgrep -P "$pm" -f '^postgres: postgres bench' >/dev/null || return 0
+    sleep 0.01
+  done
+  echo "client backends still running after pgbench" >&2
+  return 1
+}
 
 pgb() {
   "$bindir/pgbench" -n -M prepared -c "$CLIENTS" -j 2 \
@@ -207,7 +232,11 @@ for round in $(seq 1 "$ROUNDS"); do
       sql "CHECKPOINT"
       sql "SELECT sum(pg_prewarm(rel)) FROM cd.rels('$d')" >/dev/null
       lsn0=$(sql "SELECT pg_current_wal_insert_lsn()")
+      quiet_backends
+      cpu0=$(backends_cpu)
       pgb -T "$WRITE_SECS" -f "$work/scripts/${op}_$d.sql" >"$f" 2>&1 || true
+      quiet_backends
+      cpu=$(($(backends_cpu) - cpu0))
       wal=$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0')")
       tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$f")
       lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$f")
@@ -217,8 +246,9 @@ for round in $(seq 1 "$ROUNDS"); do
         echo "pgbench run failed: $f" >&2
         exit 1
       fi
-      sql "INSERT INTO cd.run VALUES ('$d', '$op', $round, $pos, $tps, $lat, $txns, $wal)"
-      printf '    round %s %-6s %-2s %8.0f tps  %6.0f WAL B/txn\n' "$round" "$op" "$d" "$tps" "$(awk -v w="$wal" -v t="$txns" 'BEGIN {print w / t}')"
+      sql "INSERT INTO cd.run VALUES ('$d', '$op', $round, $pos, $tps, $lat, $txns, $wal, $cpu.0 / $clk_tck)"
+      printf '    round %s %-6s %-2s %8.0f tps  %6.0f WAL B/txn  %5.0f us CPU/txn\n' "$round" "$op" "$d" "$tps" \
+        "$(awk -v w="$wal" -v t="$txns" 'BEGIN {print w / t}')" "$(awk -v c="$cpu" -v t="$txns" -v k="$clk_tck" 'BEGIN {print c * 1e6 / k / t}')"
     done
   done
 done
@@ -227,7 +257,7 @@ done
 log "growth: VACUUM, then $GROWTH_UPDATES updates per design (the same rows in each)"
 sql "VACUUM (ANALYZE)" >/dev/null
 for d in "${designs[@]}"; do
-  sql "SELECT cd.snap_sizes('before growth', '$d'), cd.snap_stats('before growth', '$d')" >/dev/null
+  sql "SELECT cd.snap_sizes('before growth', '$d', true), cd.snap_stats('before growth', '$d')" >/dev/null
   before=$(sql "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relid = 'cd.notes_$d'::regclass")
   pgb -t "$per_client" --random-seed=4242 -f "$work/scripts/update_$d.sql" >"$raw/growth_$d.txt" 2>&1 || {
     cat "$raw/growth_$d.txt" >&2
@@ -239,7 +269,7 @@ for d in "${designs[@]}"; do
     [ $((now - before)) -ge "$GROWTH_UPDATES" ] && break
     sleep 0.1
   done
-  sql "SELECT cd.snap_sizes('after growth', '$d'), cd.snap_stats('after growth', '$d')" >/dev/null
+  sql "SELECT cd.snap_sizes('after growth', '$d', true), cd.snap_stats('after growth', '$d')" >/dev/null
 done
 
 # 4. pulls

@@ -25,6 +25,7 @@
 SET client_min_messages = warning;
 
 CREATE EXTENSION pg_prewarm;
+CREATE EXTENSION pgstattuple;
 CREATE SCHEMA cd;
 
 CREATE FUNCTION cd.note_id(i bigint) RETURNS text
@@ -303,11 +304,15 @@ END $$;
 -- raw results
 CREATE TABLE cd.run (
     design text NOT NULL, op text NOT NULL, round int NOT NULL, pos int NOT NULL,
-    tps float8 NOT NULL, lat_ms float8 NOT NULL, txns bigint NOT NULL, wal_bytes float8 NOT NULL
+    tps float8 NOT NULL, lat_ms float8 NOT NULL, txns bigint NOT NULL, wal_bytes float8 NOT NULL,
+    cpu_s float8 NOT NULL       -- CPU time of the run's backends
 );
+-- bytes: pg_relation_size; tuples, tuple_bytes: tuple versions (heap) or
+-- index entries, live or dead, and their length (pgstattuple; not taken
+-- after the load)
 CREATE TABLE cd.size (
     phase text NOT NULL, design text NOT NULL, role text NOT NULL, tbl text NOT NULL,
-    rel text NOT NULL, kind text NOT NULL, bytes bigint NOT NULL
+    rel text NOT NULL, kind text NOT NULL, bytes bigint NOT NULL, tuples bigint, tuple_bytes bigint
 );
 CREATE TABLE cd.tabstat (
     phase text NOT NULL, design text NOT NULL, tbl text NOT NULL,
@@ -318,8 +323,19 @@ CREATE TABLE cd.pull (
     ms float8 NOT NULL, buffers bigint NOT NULL, plan text NOT NULL
 );
 
-CREATE FUNCTION cd.snap_sizes(ph text, d text) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO cd.size SELECT ph, d, role, tbl::text, rel::text, kind, pg_relation_size(rel) FROM cd.rels(d) $$;
+CREATE FUNCTION cd.snap_sizes(ph text, d text, tuples boolean) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF tuples THEN
+        INSERT INTO cd.size
+        SELECT ph, d, r.role, r.tbl::text, r.rel::text, r.kind, pg_relation_size(r.rel),
+               s.tuple_count + s.dead_tuple_count, s.tuple_len + s.dead_tuple_len
+          FROM cd.rels(d) AS r, pgstattuple(r.rel) AS s;
+    ELSE
+        INSERT INTO cd.size
+        SELECT ph, d, r.role, r.tbl::text, r.rel::text, r.kind, pg_relation_size(r.rel)
+          FROM cd.rels(d) AS r;
+    END IF;
+END $$;
 CREATE FUNCTION cd.snap_stats(ph text, d text) RETURNS void LANGUAGE sql AS $$
     SELECT pg_stat_clear_snapshot();
     INSERT INTO cd.tabstat
