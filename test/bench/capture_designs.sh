@@ -194,10 +194,15 @@ done
 log "loaded: database $(sql "SELECT pg_size_pretty(pg_database_size(current_database()))")"
 
 # CPU time of the client backends: the user + system time of the
-# postmaster's exited children (/proc/<pid>/stat, cutime + cstime, in clock
-# ticks). A run's backends have all exited when quiet_backends returns.
+# postmaster's reaped children (/proc/<pid>/stat, cutime + cstime, in clock
+# ticks). A backend's time is added when the postmaster reaps it, so
+# quiet_backends waits until the postmaster has no children but the
+# processes it had when no session was open (checkpointer, WAL writer...).
 pm=$(head -1 "$data/postmaster.pid")
 clk_tck=$(getconf CLK_TCK)
+children() { ps --ppid "$pm" -o pid= | tr -d ' ' | sort; }
+sleep 1
+aux=$(children)
 backends_cpu() {
   local f
   f=$(sed 's/^.*) //' "/proc/$pm/stat")
@@ -205,11 +210,11 @@ backends_cpu() {
   echo $((${14} + ${15}))
 }
 quiet_backends() {
-  for _ in $(seq 1 500); do
-    pgrep -P "$pm" -f '^postgres: postgres bench' >/dev/null || return 0
+  for _ in $(seq 1 1000); do
+    [ -z "$(comm -13 <(echo "$aux") <(children))" ] && return 0
     sleep 0.01
   done
-  echo "client backends still running after pgbench" >&2
+  echo "the postmaster still has children other than $aux: $(children | tr '\n' ' ')" >&2
   return 1
 }
 

@@ -94,7 +94,7 @@ SELECT format('| %s | %s (%s) | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s 
 INSERT INTO lines (line) VALUES
   (''),
   ('- tps: median of the rounds (pgbench, single-row statements, one per transaction); × A: that median over A''s median.'),
-  ('- CPU µs: CPU time of the run''s backends per transaction (user + system, from the postmaster''s exited children), median of the rounds; in parentheses the difference to A. Unlike tps, it hardly depends on how much CPU other work on the machine leaves; it leaves out pgbench, the WAL writer and the checkpointer.'),
+  ('- CPU µs: CPU time of the run''s backends per transaction (user + system, from the postmaster''s reaped children), median of the rounds; in parentheses the difference to A. It depends much less than tps on how much CPU other work on the machine leaves; it leaves out pgbench, the WAL writer and the checkpointer.'),
   ('- WAL B: bytes of WAL per transaction, median of the rounds (every run starts right after a CHECKPOINT, so first touches of pages write full-page images).'),
   ('- tracking, added per UPDATE: over the growth phase (' || :growth || ' single-row UPDATEs after a VACUUM, the same rows in every design), the change in tuple versions of the tracking tables (live + dead, after page pruning), in entries of their indexes and in the bytes of both (pgstattuple), per UPDATE; what VACUUM (or, for a log, retention) has to remove again.'),
   ('- record updates HOT: HOT updates / updates of the per-row records (and of Cw''s watermark) in the growth phase.'),
