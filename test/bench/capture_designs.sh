@@ -3,8 +3,8 @@
 # pulls and storage) of the candidate ways to record changes, side by side
 # in one run on one cluster.
 #
-#   test/bench/capture_designs.sh           default sizes (10,000 users x 100 rows)
-#   QUICK=1 test/bench/capture_designs.sh   smoke run with small sizes
+#   test/bench/capture_designs.sh           default sizes (10,000 users x 100 rows), about 12 minutes on 2 cores
+#   QUICK=1 test/bench/capture_designs.sh   smoke run with small sizes, about 3 minutes
 #
 # Needs PostgreSQL 15's server binaries (PGBIN, default
 # /usr/lib/postgresql/15/bin) and pg_prewarm (contrib), not pg_sync: every
