@@ -432,10 +432,10 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 
 	if (t->direct == 0)
 	{
-		MemoryContext cxt = GetMemoryChunkContext(t);
+		MemoryContext desc_cxt = GetMemoryChunkContext(t);
 
-		t->key_conv = conv_init(&t->cols[t->key], &t->key_fn, cxt);
-		t->owner_conv = t->owner < 0 ? CONV_RELABEL : conv_init(&t->cols[t->owner], &t->owner_fn, cxt);
+		t->key_conv = conv_init(&t->cols[t->key], &t->key_fn, desc_cxt);
+		t->owner_conv = t->owner < 0 ? CONV_RELABEL : conv_init(&t->cols[t->owner], &t->owner_fn, desc_cxt);
 		t->direct = t->key_conv > 0 && t->owner_conv > 0 ? 1 : -1;
 	}
 	if (t->direct < 0)
@@ -503,7 +503,13 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 	w.rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w.rri, w.rel, 0, NULL, 0);
 	ExecOpenIndices(w.rri, true);
-	/* an update changes xid and deleted only: what the executor would hint */
+#if PG_VERSION_NUM >= 150000
+	/*
+	 * An update changes xid and deleted only: the executor's hint of which
+	 * indexes an update leaves unchanged, set here since this result
+	 * relation has no range table entry to work it out from (14 hints every
+	 * index of an update).
+	 */
 	for (i = 0; i < w.rri->ri_NumIndices; i++)
 	{
 		IndexInfo  *ii = w.rri->ri_IndexRelationInfo[i];
@@ -516,6 +522,7 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 				ii->ii_IndexAttrNumbers[k] == 0)
 				ii->ii_IndexUnchanged = false;
 	}
+#endif
 	w.arbiter = list_make1_oid(pk);
 	w.slot = ExecInitExtraTupleSlot(w.estate, RelationGetDescr(w.rel), &TTSOpsVirtual);
 	w.updated = ExecInitExtraTupleSlot(w.estate, RelationGetDescr(w.rel), &TTSOpsVirtual);
