@@ -1,15 +1,17 @@
 /*
  * capture.c — the triggers that record changes. After every statement that
- * writes a registered table, one set-based upsert records, for each written
- * row, which top-level transaction last wrote it and whether that was a
- * delete (a tombstone), under the row's owner. A row that moves to another
- * owner or key leaves a tombstone behind. TRUNCATE records a tombstone for
- * every row before it goes. Rolled-back (sub)transactions take their records
- * with them: the record is written in the same (sub)transaction.
+ * writes a registered table, one upsert of _pg_sync.row_meta records, for
+ * each written row, which top-level transaction last wrote it and whether
+ * that was a delete (a tombstone), under the row's owner: written directly
+ * (below, "without SQL") or, where that cannot be, by one set-based SQL
+ * statement. A row that moves to another owner or key leaves a tombstone
+ * behind. TRUNCATE records a tombstone for every row before it goes.
+ * Rolled-back (sub)transactions take their records with them: the record is
+ * written in the same (sub)transaction.
  *
  * The statement triggers see the written rows through transition tables
  * (pg_sync_old, pg_sync_new), so a push or an UPDATE of many rows costs one
- * statement, not one per row.
+ * trigger call, not one per row.
  */
 #include "pg_sync.h"
 
