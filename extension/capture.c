@@ -180,17 +180,6 @@ row_key_owner(SyncTable *t, TupleTableSlot *slot, Datum *key, Datum *owner)
 	return true;
 }
 
-/* Equality of two texts, bytewise (what the primary key's = means here). */
-static bool
-text_same(Datum a, Datum b)
-{
-	text	   *x = DatumGetTextPP(a);
-	text	   *y = DatumGetTextPP(b);
-
-	return VARSIZE_ANY_EXHDR(x) == VARSIZE_ANY_EXHDR(y) &&
-		memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0;
-}
-
 /* row_meta's columns, in order */
 #define RM_TABLE_ID 0
 #define RM_ID 1
@@ -358,7 +347,7 @@ read_records(SyncTable *t, Tuplestorestate *store, TupleTableSlot *slot, int n,
 	return ok && i == n;
 }
 
-/* byte order of texts */
+/* Byte order of texts (equal: what the primary key's = means here). */
 static int
 text_order(Datum a, Datum b)
 {
@@ -384,15 +373,13 @@ cmp_record(const void *a, const void *b)
 	return c != 0 ? c : text_order(sort_owner[i], sort_owner[j]);
 }
 
-/* Whether (k, o) is among the first n records (order: their sort, or NULL for n = 1). */
+/* Whether (k, o) is among the n records that order lists, sorted. */
 static bool
 has_record(Datum *key, Datum *owner, int *order, int n, Datum k, Datum o)
 {
 	int			lo = 0,
 				hi = n - 1;
 
-	if (order == NULL)
-		return n == 1 && text_same(key[0], k) && text_same(owner[0], o);
 	while (lo <= hi)
 	{
 		int			mid = (lo + hi) / 2;
@@ -424,8 +411,7 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 				nold,
 				n,
 				i;
-	Oid			nsp,
-				relid;
+	Oid			relid;
 	DirectWriter w;
 	FullTransactionId xid;
 	Oid			pk;
@@ -440,12 +426,10 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 		t->owner_conv = t->owner < 0 ? CONV_RELABEL : conv_init(&t->cols[t->owner], &t->owner_fn, desc_cxt);
 		t->direct = t->key_conv > 0 && t->owner_conv > 0 ? 1 : -1;
 	}
-	if (t->direct < 0)
+	/* (the 0.1 schema, before ALTER EXTENSION UPDATE, has other records) */
+	if (t->direct < 0 || !sync_schema_02())
 		return false;
-	nsp = get_namespace_oid("_pg_sync", true);
-	relid = OidIsValid(nsp) ? get_relname_relid("row_meta", nsp) : InvalidOid;
-	if (!OidIsValid(relid))
-		return false;
+	relid = sync_internal_relid("row_meta");
 
 	/* the records, before anything is written */
 	nnew = event == 2 ? 0 : (int) tuplestore_tuple_count(td->tg_newtable);
@@ -466,17 +450,13 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 	else if (event == 1)
 	{
 		/* an update leaves a tombstone only where a key or owner moved away */
-		int		   *order = NULL;
+		int		   *order = palloc(sizeof(int) * nnew);
 
-		if (nnew > 1)
-		{
-			order = palloc(sizeof(int) * nnew);
-			for (i = 0; i < nnew; i++)
-				order[i] = i;
-			sort_key = key;
-			sort_owner = owner;
-			qsort(order, nnew, sizeof(int), cmp_record);
-		}
+		for (i = 0; i < nnew; i++)
+			order[i] = i;
+		sort_key = key;
+		sort_owner = owner;
+		qsort(order, nnew, sizeof(int), cmp_record);
 		for (i = nnew; i < nnew + nold; i++)
 			if (!has_record(key, owner, order, nnew, key[i], owner[i]))
 			{
@@ -494,11 +474,7 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 	RelationGetIndexList(w.rel);
 	pk = w.rel->rd_pkindex;
 	if (!OidIsValid(pk) || RelationGetDescr(w.rel)->natts != RM_NATTS)
-	{
-		/* the schema of 0.1, before ALTER EXTENSION UPDATE */
-		table_close(w.rel, NoLock);
-		return false;
-	}
+		elog(ERROR, "pg_sync: _pg_sync.row_meta is not as the extension created it");
 	w.estate = CreateExecutorState();
 	w.estate->es_output_cid = w.cid = GetCurrentCommandId(true);
 	w.estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();

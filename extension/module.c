@@ -107,9 +107,16 @@ _PG_init(void)
 bool
 sync_schema_02(void)
 {
+	return OidIsValid(sync_internal_relid("pages"));
+}
+
+/* Oid of the extension's table _pg_sync.<name>, or InvalidOid. */
+Oid
+sync_internal_relid(const char *name)
+{
 	Oid			nsp = get_namespace_oid("_pg_sync", true);
 
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid("pages", nsp));
+	return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
 }
 
 /* Oid of the role that owns the extension's internal schema. */
@@ -177,11 +184,11 @@ sync_owner_leave(SyncOwnerCtx *ctx)
 	AtEOXact_GUC(true, ctx->gucnest);
 }
 
-/* Prepares a statement and keeps the plan for the life of the backend. */
-SPIPlanPtr
-sync_prepare(const char *sql, int nargs, Oid *argtypes)
+/* Prepares a statement with the given cursor options and keeps the plan. */
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *argtypes, int cursor_options)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
 
 	if (plan == NULL)
 		elog(ERROR, "pg_sync: could not prepare \"%s\": %s", sql,
@@ -191,23 +198,22 @@ sync_prepare(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
+/* Prepares a statement and keeps the plan for the life of the backend. */
+SPIPlanPtr
+sync_prepare(const char *sql, int nargs, Oid *argtypes)
+{
+	return prepare_kept(sql, nargs, argtypes, 0);
+}
+
 /*
  * Prepares a statement whose plan does not depend on its parameters (a
- * primary-key lookup, a scan of a small table) and keeps it: planned once,
- * where the plan cache would otherwise go on planning it for every call's
- * values when it cannot tell the generic plan is as good.
+ * primary-key lookup, a scan of a small table) and keeps it: always the
+ * generic plan, without the custom plans the plan cache tries first.
  */
 SPIPlanPtr
 sync_prepare_generic(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
-
-	if (plan == NULL)
-		elog(ERROR, "pg_sync: could not prepare \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "pg_sync: could not keep plan");
-	return plan;
+	return prepare_kept(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 }
 
 /*
@@ -217,14 +223,7 @@ sync_prepare_generic(const char *sql, int nargs, Oid *argtypes)
 SPIPlanPtr
 sync_prepare_custom(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
-
-	if (plan == NULL)
-		elog(ERROR, "pg_sync: could not prepare \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "pg_sync: could not keep plan");
-	return plan;
+	return prepare_kept(sql, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 }
 
 /* Raises an internal error when an SPI call did not return what it should. */

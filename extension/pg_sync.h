@@ -312,6 +312,7 @@ extern SPIPlanPtr sync_prepare_generic(const char *sql, int nargs, Oid *argtypes
 extern void sync_check_spi(int rc, int expected, const char *what);
 extern bool sync_name_listed(List *names, const char *name);
 extern bool sync_schema_02(void);
+extern Oid	sync_internal_relid(const char *name);
 
 /* registry.c */
 extern List *sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names);
