@@ -100,10 +100,7 @@ settings=(
 # another design's tables: each design keeps the dead tuples of its own
 # writes through the timed rounds, and VACUUM (ANALYZE) runs between phases.
 
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
-}
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+. "$here/cluster-lib.sh"
 
 for b in initdb pg_ctl postgres psql pgbench; do
   [ -x "$bindir/$b" ] || { echo "$bindir/$b not found (set PGBIN)" >&2; exit 2; }
@@ -112,49 +109,10 @@ done
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$out" "$raw"
 rm -f "$out/capture_designs.md" "$raw"/*.txt
-work=$(mktemp -d /tmp/pg_sync_designs.XXXXXX)
-chmod 755 "$work"
-data=$work/data
-sock=$work/sock
-mkdir -p "$sock" "$work/scripts"
-[ "$(id -u)" = 0 ] && chown -R postgres: "$work"
-started=0
-
-cleanup() {
-  local rc=$?
-  set +e
-  if [ "$started" = 1 ]; then
-    as_pg "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 ||
-      as_pg "$bindir/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1
-  fi
-  [ -f "$work/server.log" ] && cp "$work/server.log" "$raw/server.log"
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then
-    echo "cluster directory kept: $work"
-  else
-    rm -rf "$work"
-  fi
-  [ "$rc" != 0 ] && echo "benchmark FAILED (exit $rc); server log: $raw/server.log" >&2
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-export PGHOST=$sock PGPORT=$port PGUSER=postgres PGDATABASE=bench
-psql_() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
-sql() { psql_ -At -c "$1"; }
-
+bench_logdir=$raw
+bench_workdir pg_sync_designs
 t_start=$(date +%s)
-log "cluster: $work (port $port)"
-as_pg "$bindir/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C >"$work/initdb.log"
-{
-  echo "listen_addresses = ''"
-  echo "unix_socket_directories = '$sock'"
-  echo "port = $port"
-  printf '%s\n' "${settings[@]}"
-} >>"$data/postgresql.conf"
-as_pg "$bindir/pg_ctl" -D "$data" -l "$work/server.log" -w start >/dev/null
-started=1
-"$bindir/createdb" bench
+bench_start ''
 
 machine() {
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"

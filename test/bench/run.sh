@@ -83,10 +83,7 @@ settings=(
   "autovacuum = on"
 )
 
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
-}
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+. "$here/cluster-lib.sh"
 
 ext_so="$("$PG_CONFIG" --pkglibdir)/pg_sync.so"
 ext_ctl="$("$PG_CONFIG" --sharedir)/extension/pg_sync.control"
@@ -101,51 +98,11 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 mkdir -p "$out"
 rm -f "$out"/results.md "$out"/mixed_log* "$out"/*.txt
-work=$(mktemp -d /tmp/pg_sync_bench.XXXXXX)
-chmod 755 "$work"
-data=$work/data
-sock=$work/sock
-mkdir -p "$sock" "$work/scripts"
-[ "$(id -u)" = 0 ] && chown -R postgres: "$work"
-started=0
-
 fn_pid=""
-cleanup() {
-  local rc=$?
-  set +e
-  [ -n "$fn_pid" ] && kill "$fn_pid" 2>/dev/null
-  if [ "$started" = 1 ]; then
-    as_pg "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 ||
-      as_pg "$bindir/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1
-  fi
-  [ -f "$work/server.log" ] && cp "$work/server.log" "$out/server.log"
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then
-    echo "cluster directory kept: $work"
-  else
-    rm -rf "$work"
-  fi
-  [ "$rc" != 0 ] && echo "benchmark FAILED (exit $rc); server log: $out/server.log" >&2
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-export PGHOST=$sock PGPORT=$port PGUSER=postgres PGDATABASE=bench
-psql_() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
-sql() { psql_ -At -c "$1"; }
-
+bench_on_exit() { [ -n "$fn_pid" ] && kill "$fn_pid" 2>/dev/null; }
+bench_workdir pg_sync_bench
 t_start=$(date +%s)
-log "cluster: $work (port $port)"
-as_pg "$bindir/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C >"$work/initdb.log"
-{
-  echo "listen_addresses = '127.0.0.1'"
-  echo "unix_socket_directories = '$sock'"
-  echo "port = $port"
-  printf '%s\n' "${settings[@]}"
-} >>"$data/postgresql.conf"
-as_pg "$bindir/pg_ctl" -D "$data" -l "$work/server.log" -w start >/dev/null
-started=1
-"$bindir/createdb" bench
+bench_start 127.0.0.1
 
 machine() {
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
