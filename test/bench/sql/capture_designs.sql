@@ -28,12 +28,8 @@ CREATE EXTENSION pg_prewarm;
 CREATE EXTENSION pgstattuple;
 CREATE SCHEMA cd;
 
-CREATE FUNCTION cd.note_id(i bigint) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT substr(md5('n' || i), 1, 16) $$;
-CREATE FUNCTION cd.user_name(u bigint) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT 'u' || lpad(u::text, 5, '0') $$;
+-- the data set of sql/schema.sql (bench.note_id, bench.user_name, bench.source_rows)
+\ir rows.sql
 
 CREATE TABLE cd.params (users int, per_user int, heavy int, notes_index text);
 INSERT INTO cd.params VALUES (:users, :per_user, :heavy, :'notes_index');
@@ -78,23 +74,12 @@ CREATE TABLE cd.source (
     updated_at timestamptz NOT NULL
 );
 \echo generating :users users x :per_user rows + :heavy rows of user "heavy"
-INSERT INTO cd.source
-SELECT cd.note_id(i),
-       CASE WHEN i <= :heavy THEN 'heavy'
-            ELSE cd.user_name((i - :heavy - 1) % :users) END,
-       'Note ' || i,
-       substr(repeat(md5(i::text) || ' ', 3), 1, 100),
-       i % 3 = 0,
-       (i % 1000)::int,
-       (i % 997) / 7.0,
-       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second',
-       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second' + (i % 86400) * interval '1 second'
-  FROM generate_series(1, :heavy + :users::bigint * :per_user) AS i;
+INSERT INTO cd.source SELECT * FROM bench.source_rows(:users, :per_user, :heavy);
 
 -- id of the m-th row (0-based) of the user who (heavy or u<n>)
 CREATE FUNCTION cd.row_id(who text, m int) RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN who = 'heavy' THEN cd.note_id(m + 1)
-                ELSE cd.note_id(p.heavy + 1 + substr(who, 2)::int + p.users::bigint * m) END
+    SELECT CASE WHEN who = 'heavy' THEN bench.note_id(m + 1)
+                ELSE bench.note_id(p.heavy + 1 + substr(who, 2)::int + p.users::bigint * m) END
       FROM cd.params p $$;
 
 -- The set of (id, owner, deleted) a statement writes, from its transition
@@ -378,6 +363,6 @@ END $$;
 CREATE FUNCTION cd.pgbench_script(d text, op text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE op
         WHEN 'insert' THEN E'\\set u random(0, :users - 1)\n'
-             || cd.write_sql(d, op, $q$'w' || nextval('cd.wseq')$q$, 'cd.user_name(:u)') || E';\n'
+             || cd.write_sql(d, op, $q$'w' || nextval('cd.wseq')$q$, 'bench.user_name(:u)') || E';\n'
         ELSE E'\\set k random(:heavy + 1, :heavy + :users * :per_user)\n'
-             || cd.write_sql(d, op, 'cd.note_id(:k)', NULL) || E';\n' END $$;
+             || cd.write_sql(d, op, 'bench.note_id(:k)', NULL) || E';\n' END $$;

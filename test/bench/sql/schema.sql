@@ -39,15 +39,8 @@ CREATE TABLE notes_pl (
 );
 CREATE INDEX notes_pl_owner_modified ON notes_pl (owner, last_modified_at);
 
--- Row i of the data set. Rows 1..heavy belong to "heavy", the others are
--- spread round-robin over users u00000..; ids look like WatermelonDB's
--- random 16-character ids but are a function of i.
-CREATE FUNCTION bench.note_id(i bigint) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT substr(md5('n' || i), 1, 16) $$;
-CREATE FUNCTION bench.user_name(u bigint) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT 'u' || lpad(u::text, 5, '0') $$;
+-- the data set (bench.note_id, bench.user_name, bench.source_rows)
+\ir rows.sql
 -- id of the m-th row (0-based) of ordinary user u
 CREATE FUNCTION bench.user_row_id(u bigint, m bigint, users bigint, heavy bigint) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -59,18 +52,7 @@ INSERT INTO bench.params VALUES (:users, :per_user, :heavy);
 \echo loading :users users x :per_user rows + :heavy rows of user "heavy" into notes (registered)
 BEGIN;
 INSERT INTO notes
-SELECT bench.note_id(i),
-       CASE WHEN i <= :heavy THEN 'heavy'
-            ELSE bench.user_name((i - :heavy - 1) % :users) END,
-       'Note ' || i,
-       substr(repeat(md5(i::text) || ' ', 3), 1, 100),
-       i % 3 = 0,
-       (i % 1000)::int,
-       (i % 997) / 7.0,
-       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second',
-       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second' + (i % 86400) * interval '1 second'
-  FROM generate_series(1, :heavy + :users::bigint * :per_user) AS i
- ORDER BY 1;
+SELECT * FROM bench.source_rows(:users, :per_user, :heavy) ORDER BY 1;
 COMMIT;
 
 \echo copying into notes_raw and notes_pl
