@@ -4,10 +4,12 @@
  */
 #include "pg_sync.h"
 
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/rel.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -117,6 +119,52 @@ sync_internal_relid(const char *name)
 	Oid			nsp = get_namespace_oid("_pg_sync", true);
 
 	return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+}
+
+/*
+ * Opens _pg_sync.<name> to read it without SQL, taking the lock a query on it
+ * takes; the caller closes it with NoLock (the lock lasts, as a query's does,
+ * to the end of the transaction). Only the extension's own tables are read
+ * this way, by built-in comparisons: nothing a caller defines is involved.
+ */
+Relation
+sync_internal_open(const char *name)
+{
+	Oid			relid = sync_internal_relid(name);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_sync is not installed in this database"),
+				 errhint("Run CREATE EXTENSION pg_sync.")));
+	return table_open(relid, AccessShareLock);
+}
+
+/*
+ * Number of the column name of an internal table opened by
+ * sync_internal_open(); InvalidAttrNumber for a column an older schema does
+ * not have when missing_ok.
+ */
+AttrNumber
+sync_internal_attnum(Relation rel, const char *name, bool missing_ok)
+{
+	TupleDesc	td = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(td, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	if (missing_ok)
+		return InvalidAttrNumber;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("column \"%s\" of pg_sync's table \"%s\" is missing", name, RelationGetRelationName(rel)),
+			 errhint("Update the extension: ALTER EXTENSION pg_sync UPDATE.")));
+	return InvalidAttrNumber;	/* keep compiler quiet */
 }
 
 /* Oid of the role that owns the extension's internal schema. */

@@ -313,6 +313,8 @@ extern void sync_check_spi(int rc, int expected, const char *what);
 extern bool sync_name_listed(List *names, const char *name);
 extern bool sync_schema_02(void);
 extern Oid	sync_internal_relid(const char *name);
+extern Relation sync_internal_open(const char *name);
+extern AttrNumber sync_internal_attnum(Relation rel, const char *name, bool missing_ok);
 
 /* registry.c */
 extern List *sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names);

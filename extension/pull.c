@@ -30,8 +30,15 @@
  */
 #include "pg_sync.h"
 
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -39,7 +46,10 @@
 #include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "storage/lockdefs.h"
 #include "utils/xid8.h"
 
@@ -48,8 +58,6 @@ PG_FUNCTION_INFO_V1(sync_pull);
 /* largest page_size */
 #define SYNC_MAX_PAGE_SIZE	1000000
 
-static SPIPlanPtr changes_plan = NULL;
-static SPIPlanPtr changes_plan_01 = NULL;	/* (the 0.1 schema: no device states) */
 static SPIPlanPtr pending_plan = NULL;
 
 /* What a schema migration asks for (WatermelonDB's migration sync). */
@@ -152,62 +160,113 @@ sync_pull_append_deleted(PullTable *pt, const char *id)
 	escape_json(&pt->deleted, id);
 }
 
-/*
- * Runs the query for the change records of a table in scope whose writer is
- * visible in snapshot hi but not in lo (at most limit rows, 0: all). Results
- * in SPI_tuptable: id, deleted, xid, and for rows the asking device pushed
- * (origin) the hash and columns of what it has. As the extension owner.
- */
-static void
-read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limit)
+/* A change record, as read_meta() reads it. */
+typedef struct MetaRow
 {
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	int			rc;
+	char	   *id;
+	bool		deleted;
+	uint64		xid;
+	bool		echo;			/* the asking device pushed the row: */
+	int64		hash;			/* the hash and columns of what it has */
+	char	   *cols;
+} MetaRow;
 
-	bool		v02 = sync_schema_02();
-	SPIPlanPtr *plan = v02 ? &changes_plan : &changes_plan_01;
+/*
+ * Reads the change records of a table in scope whose writer is visible in
+ * snapshot hi but not in lo (at most limit, 0: all), into *rows; returns how
+ * many. For rows the asking device pushed (origin) also the hash and columns
+ * of what it has. Without SQL: one range of the index row_meta_changes
+ * (table_id, owner, xid), in the snapshot a read-only query of the call
+ * reads in, compared by the index's own operators and collation.
+ */
+static int
+read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limit, MetaRow **rows)
+{
+	Relation	rel = sync_internal_open("row_meta");
+	Oid			idxid = sync_internal_relid("row_meta_changes");
+	Relation	irel;
+	AttrNumber	a_id = sync_internal_attnum(rel, "id", false),
+				a_deleted = sync_internal_attnum(rel, "deleted", false),
+				a_xid = sync_internal_attnum(rel, "xid", false),
+				a_origin = sync_internal_attnum(rel, "origin", true),
+				a_hash = sync_internal_attnum(rel, "origin_hash", true),
+				a_cols = sync_internal_attnum(rel, "origin_cols", true);
+	ScanKeyData keys[4];
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	int			n = 0;
+	int			cap = 16;
+	text	   *origin = (call->origin && a_origin != InvalidAttrNumber) ? cstring_to_text(call->origin) : NULL;
 
-	if (*plan == NULL)
+	if (!OidIsValid(idxid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the index row_meta_changes of pg_sync is missing"),
+				 errhint("Recreate the extension.")));
+	irel = index_open(idxid, AccessShareLock);
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   irel->rd_indcollation[0], F_INT4EQ, Int32GetDatum(pt->ref->desc->table_id));
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   irel->rd_indcollation[1], F_TEXTEQ, CStringGetTextDatum(pt->owner));
+	ScanKeyEntryInitialize(&keys[2], 0, 3, BTGreaterEqualStrategyNumber, InvalidOid,
+						   irel->rd_indcollation[2], F_XID8GE,
+						   FullTransactionIdGetDatum(FullTransactionIdFromU64(lo->parsed.xmin)));
+	ScanKeyEntryInitialize(&keys[3], 0, 3, BTLessStrategyNumber, InvalidOid,
+						   irel->rd_indcollation[2], F_XID8LT,
+						   FullTransactionIdGetDatum(FullTransactionIdFromU64(hi->parsed.xmax)));
+	*rows = palloc(cap * sizeof(MetaRow));
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, irel, GetActiveSnapshot(), 4, 0);
+	index_rescan(scan, keys, 4, NULL, 0);
+	while ((limit <= 0 || n < limit) && index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		Oid			types[5] = {INT4OID, TEXTOID, PG_SNAPSHOTOID, PG_SNAPSHOTOID, TEXTOID};
+		bool		isnull;
+		uint64		xid = U64FromFullTransactionId(DatumGetFullTransactionId(slot_getattr(slot, a_xid, &isnull)));
+		MetaRow    *r;
 
-		*plan = sync_prepare(psprintf(
-			"SELECT id, deleted, xid, %s"
-			"  FROM _pg_sync.row_meta"
-			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2"
-			"   AND xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($3)"
-			"   AND xid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax($4)"
-			"   AND NOT pg_catalog.pg_visible_in_snapshot(xid, $3)"
-			"   AND pg_catalog.pg_visible_in_snapshot(xid, $4)",
-			v02 ? "CASE WHEN origin OPERATOR(pg_catalog.=) $5 THEN origin_hash END,"
-			"      CASE WHEN origin OPERATOR(pg_catalog.=) $5 THEN origin_cols END" :
-			"$5::pg_catalog.int8, $5"), 5, types);
+		if (sync_snap_visible(&lo->parsed, xid) || !sync_snap_visible(&hi->parsed, xid))
+			continue;
+		if (n == cap)
+			*rows = repalloc(*rows, (cap *= 2) * sizeof(MetaRow));
+		r = &(*rows)[n++];
+		memset(r, 0, sizeof(*r));
+		r->id = TextDatumGetCString(slot_getattr(slot, a_id, &isnull));
+		r->deleted = DatumGetBool(slot_getattr(slot, a_deleted, &isnull));
+		r->xid = xid;
+		if (origin != NULL)
+		{
+			Datum		o = slot_getattr(slot, a_origin, &isnull);
+
+			if (!isnull && DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, o, PointerGetDatum(origin))))
+			{
+				Datum		h = slot_getattr(slot, a_hash, &isnull);
+
+				if (!isnull)
+				{
+					r->echo = true;
+					r->hash = DatumGetInt64(h);
+					h = slot_getattr(slot, a_cols, &isnull);
+					r->cols = isnull ? NULL : TextDatumGetCString(h);
+				}
+			}
+		}
 	}
-	args[0] = Int32GetDatum(pt->ref->desc->table_id);
-	args[1] = CStringGetTextDatum(pt->owner);
-	args[2] = lo->snap;
-	args[3] = hi->snap;
-	if (call->origin && v02)
-		args[4] = CStringGetTextDatum(call->origin);
-	else
-		nulls[4] = 'n';
-	rc = SPI_execute_plan(*plan, args, nulls, true, limit);
-	sync_check_spi(rc, SPI_OK_SELECT, "reading changes");
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(irel, NoLock);
+	table_close(rel, NoLock);
+	return n;
 }
 
-/* Notes a change record's device state in the table's echo map (columns 4, 5). */
+/* Notes a change record's device state in the table's echo map. */
 static void
-note_echo(PullTable *pt, HeapTuple tup, TupleDesc td, const char *id)
+note_echo(PullTable *pt, MetaRow *r)
 {
-	bool		isnull;
-	Datum		h = SPI_getbinval(tup, td, 4, &isnull);
-
-	if (isnull)
+	if (!r->echo)
 		return;
 	if (pt->echo == NULL)
 		pt->echo = sync_echo_create();
-	sync_echo_add(pt->echo, id, DatumGetInt64(h), SPI_getvalue(tup, td, 5));
+	sync_echo_add(pt->echo, r->id, r->hash, r->cols);
 }
 
 /*
@@ -221,30 +280,25 @@ static uint64
 read_changes(PullTable *pt, PullCall *call, SyncToken *upto, SyncToken *newest,
 			 bool *exact_newest, long limit)
 {
-	uint64		i;
+	MetaRow    *rows;
+	int			n = read_meta(pt, call, &call->prev, upto, limit > 0 ? limit + 1 : 0, &rows);
+	int			i;
 
-	read_meta(pt, call, &call->prev, upto, limit > 0 ? limit + 1 : 0);
-	if (limit > 0 && SPI_processed > (uint64) limit)
-		return SPI_processed;
-	for (i = 0; i < SPI_processed; i++)
+	if (limit > 0 && n > limit)
+		return n;
+	for (i = 0; i < n; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	td = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *id = SPI_getvalue(tup, td, 1);
-		uint64		xid = U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(tup, td, 3, &isnull)));
-
-		if (*exact_newest && !sync_snap_visible(&newest->parsed, xid))
+		if (*exact_newest && !sync_snap_visible(&newest->parsed, rows[i].xid))
 			*exact_newest = false;
-		if (DatumGetBool(SPI_getbinval(tup, td, 2, &isnull)))
-			sync_pull_append_deleted(pt, id);
+		if (rows[i].deleted)
+			sync_pull_append_deleted(pt, rows[i].id);
 		else
 		{
-			pt->live = lappend(pt->live, id);
-			note_echo(pt, tup, td, id);
+			pt->live = lappend(pt->live, rows[i].id);
+			note_echo(pt, &rows[i]);
 		}
 	}
-	return SPI_processed;
+	return n;
 }
 
 /*
@@ -292,10 +346,11 @@ sync_pull_read_pending(PullTable *pt, SyncToken *upto)
 static bool
 full_exact_at(PullTable *pt, PullCall *call, SyncToken *newest, SyncToken *upto)
 {
+	MetaRow    *rows;
+
 	if (!sync_snap_visible(&newest->parsed, pt->ref->registered_xid) || pt->ref->replaced)
 		return false;			/* (newest may not know of the registration or the replacement) */
-	read_meta(pt, call, newest, upto, 1);
-	return SPI_processed == 0;
+	return read_meta(pt, call, newest, upto, 1, &rows) == 0;
 }
 
 /* --- migrations --- */

@@ -8,22 +8,29 @@
  */
 #include "pg_sync.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/fmgrprotos.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/xid8.h"
 
@@ -36,7 +43,6 @@ typedef struct RegistryEntry
 static HTAB *registry = NULL;
 static List *retired = NIL;		/* descriptors to free at transaction end */
 static MemoryContext registry_cxt = NULL;
-static SPIPlanPtr load_plans[2];	/* 0.1 schema, 0.2 schema */
 static SPIPlanPtr lookup_plans[2];
 
 PG_FUNCTION_INFO_V1(sync_invalidate);
@@ -461,7 +467,6 @@ get_desc(SyncRegistration *reg)
 	REGISTRATION_COLUMNS("t.key_attnum", "coalesce(t.owner_attnum, 0::pg_catalog.int2)")
 #define REGISTRATION_COLUMNS_01 \
 	REGISTRATION_COLUMNS("0::pg_catalog.int2", "0::pg_catalog.int2")
-#define REGISTRATION_NCOLUMNS 10
 
 /* Reads a registration from the first columns of a registry query's row. */
 static void
@@ -481,6 +486,171 @@ read_registration(HeapTuple tup, TupleDesc td, SyncRegistration *reg)
 	reg->options = SPI_getvalue(tup, td, 10);
 }
 
+/* A registration row, as sync_registry_load() reads it, before the table is locked. */
+typedef struct RegistryRow
+{
+	SyncRegistration reg;
+	bool		newer;			/* registered after the token */
+	bool		replaced;		/* sync_require_replacement() after the token */
+	uint64		registered_xid;
+	Oid			seen_filenode;	/* the table's storage in the caller's snapshot */
+} RegistryRow;
+
+/*
+ * Whether xid8 column att of a registration row is set and not visible in
+ * token prev (or there is no token).
+ */
+static bool
+after_token(HeapTuple tup, TupleDesc td, AttrNumber att, SyncToken *prev, uint64 *xid)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, att, td, &isnull);
+	uint64		x = isnull ? 0 : U64FromFullTransactionId(DatumGetFullTransactionId(d));
+
+	if (xid)
+		*xid = x;
+	if (isnull)
+		return false;
+	return prev == NULL || prev->id == 0 || !sync_snap_visible(&prev->parsed, x);
+}
+
+/* Text of a column (name or text) of a registration row, or NULL. */
+static char *
+row_text(HeapTuple tup, TupleDesc td, AttrNumber att)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, att, td, &isnull);
+
+	if (isnull)
+		return NULL;
+	if (TupleDescAttr(td, att - 1)->atttypid == NAMEOID)
+		return pstrdup(NameStr(*DatumGetName(d)));
+	return TextDatumGetCString(d);
+}
+
+/* coalesce((options ->> 'pull_only')::bool, false) of a registration's options. */
+static bool
+options_pull_only(Jsonb *options)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+	char	   *text;
+
+	k.type = jbvString;
+	k.val.string.val = "pull_only";
+	k.val.string.len = strlen("pull_only");
+	if (!JB_ROOT_IS_OBJECT(options) ||
+		(v = findJsonbValueFromContainer(&options->root, JB_FOBJECT, &k)) == NULL ||
+		v->type == jbvNull)
+		return false;
+	if (v->type == jbvBool)
+		return v->val.boolean;
+	if (v->type == jbvString)
+		text = pnstrdup(v->val.string.val, v->val.string.len);
+	else if (v->type == jbvNumeric)
+		text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("option \"pull_only\" of a registration is not a boolean")));
+	return DatumGetBool(DirectFunctionCall1(boolin, CStringGetDatum(text)));
+}
+
+static int
+registry_row_cmp(const void *a, const void *b)
+{
+	int32		x = ((const RegistryRow *) a)->reg.table_id;
+	int32		y = ((const RegistryRow *) b)->reg.table_id;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Reads the registrations the active snapshot (the one a read-only query of
+ * the call reads in) sees, in table_id order, without SQL: the rows of
+ * _pg_sync.tables, and for each the table's relfilenode in pg_class as the
+ * same snapshot sees it. On the 0.1 schema (before ALTER EXTENSION pg_sync
+ * UPDATE) the key and owner column numbers read as 0 (found by name) and no
+ * replacement is required.
+ */
+static RegistryRow *
+read_registry(SyncToken *prev, int *n)
+{
+	Snapshot	snap = GetActiveSnapshot();
+	Relation	rel = sync_internal_open("tables");
+	Relation	classrel = table_open(RelationRelationId, AccessShareLock);
+	TupleDesc	td = RelationGetDescr(rel);
+	AttrNumber	a_relid = sync_internal_attnum(rel, "relid", false),
+				a_table_id = sync_internal_attnum(rel, "table_id", false),
+				a_name = sync_internal_attnum(rel, "name", false),
+				a_key = sync_internal_attnum(rel, "key_column", false),
+				a_key_attnum = sync_internal_attnum(rel, "key_attnum", true),
+				a_owner = sync_internal_attnum(rel, "owner_column", false),
+				a_owner_attnum = sync_internal_attnum(rel, "owner_attnum", true),
+				a_policy = sync_internal_attnum(rel, "conflict_policy", false),
+				a_options = sync_internal_attnum(rel, "options", false),
+				a_registered = sync_internal_attnum(rel, "registered_xid", false),
+				a_replaced = sync_internal_attnum(rel, "replaced_xid", true);
+	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
+	HeapTuple	tup;
+	int			cap = 8;
+	RegistryRow *rows = palloc(cap * sizeof(RegistryRow));
+	int			i;
+
+	*n = 0;
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		RegistryRow *r;
+		bool		isnull;
+		Datum		d;
+		Jsonb	   *options;
+
+		if (*n == cap)
+			rows = repalloc(rows, (cap *= 2) * sizeof(RegistryRow));
+		r = &rows[(*n)++];
+		memset(r, 0, sizeof(*r));
+		r->reg.relid = DatumGetObjectId(heap_getattr(tup, a_relid, td, &isnull));
+		r->reg.table_id = DatumGetInt32(heap_getattr(tup, a_table_id, td, &isnull));
+		r->reg.name = row_text(tup, td, a_name);
+		r->reg.key_column = row_text(tup, td, a_key);
+		if (a_key_attnum != InvalidAttrNumber)
+			r->reg.key_attnum = DatumGetInt16(heap_getattr(tup, a_key_attnum, td, &isnull));
+		r->reg.owner_column = row_text(tup, td, a_owner);
+		if (a_owner_attnum != InvalidAttrNumber)
+		{
+			d = heap_getattr(tup, a_owner_attnum, td, &isnull);
+			r->reg.owner_attnum = isnull ? 0 : DatumGetInt16(d);
+		}
+		r->reg.policy = row_text(tup, td, a_policy);
+		options = DatumGetJsonbP(heap_getattr(tup, a_options, td, &isnull));
+		r->reg.pull_only = options_pull_only(options);
+		r->reg.options = JsonbToCString(NULL, &options->root, VARSIZE(options));
+		r->newer = after_token(tup, td, a_registered, prev, &r->registered_xid);
+		r->replaced = a_replaced != InvalidAttrNumber && prev != NULL && prev->id != 0 &&
+			after_token(tup, td, a_replaced, prev, NULL);
+	}
+	systable_endscan(scan);
+
+	for (i = 0; i < *n; i++)
+	{
+		ScanKeyData key;
+		SysScanDesc cscan;
+		HeapTuple	ctup;
+
+		ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(rows[i].reg.relid));
+		cscan = systable_beginscan(classrel, ClassOidIndexId, true, snap, 1, &key);
+		if ((ctup = systable_getnext(cscan)) != NULL)
+			rows[i].seen_filenode = ((Form_pg_class) GETSTRUCT(ctup))->relfilenode;
+		systable_endscan(cscan);
+	}
+	table_close(classrel, NoLock);
+	table_close(rel, NoLock);
+	if (*n > 1)
+		qsort(rows, *n, sizeof(RegistryRow), registry_row_cmp);
+	return rows;
+}
+
 /*
  * Lists the registered tables (SyncTableRef) as the caller's snapshot sees
  * them, with whether each was registered after the token prev (NULL: first
@@ -491,80 +661,42 @@ read_registration(HeapTuple tup, TupleDesc td, SyncRegistration *reg)
  * back with vanished set and no descriptor; one rewritten (ALTER ... TYPE,
  * TRUNCATE, CLUSTER) after the caller's snapshot was taken, whose rows that
  * snapshot can no longer read, fails the call with a retryable error.
- * Must run inside SPI as the extension owner.
+ * Must run inside SPI as the extension owner (a descriptor not cached is
+ * built by queries).
  */
 List *
 sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names)
 {
-	Datum		args[1];
-	char		nulls[1];
-	int			rc;
-	uint64		i;
+	int			i;
+	int			n;
 	List	   *out = NIL;
-	SPITupleTable *tt;
-	uint64		n;
-	int			v02 = sync_schema_02() ? 1 : 0;
-
-	if (load_plans[v02] == NULL)
-	{
-		Oid			types[1] = {PG_SNAPSHOTOID};
-
-		/* (the table's storage by a scalar subquery: one index probe, whatever the statistics) */
-		load_plans[v02] = sync_prepare_generic(psprintf(
-			"SELECT %s,"
-			"       CASE WHEN $1 IS NULL THEN true"
-			"            ELSE NOT pg_catalog.pg_visible_in_snapshot(t.registered_xid, $1) END,"
-			"       t.registered_xid,"
-			"       (SELECT c.relfilenode FROM pg_catalog.pg_class c"
-			"         WHERE c.oid OPERATOR(pg_catalog.=) t.relid),"
-			"       %s"
-			"  FROM _pg_sync.tables t"
-			" ORDER BY t.table_id",
-			v02 ? REGISTRATION_COLUMNS_02 : REGISTRATION_COLUMNS_01,
-			v02 ? "$1 IS NOT NULL AND t.replaced_xid IS NOT NULL"
-			"     AND NOT pg_catalog.pg_visible_in_snapshot(t.replaced_xid, $1)" : "false"),
-			1, types);
-	}
-	args[0] = (prev && prev->id != 0) ? prev->snap : (Datum) 0;
-	nulls[0] = (prev && prev->id != 0) ? ' ' : 'n';
-	rc = SPI_execute_plan(load_plans[v02], args, nulls, true, 0);
-	sync_check_spi(rc, SPI_OK_SELECT, "reading registered tables");
-	/* building a descriptor may run queries: keep this result */
-	tt = SPI_tuptable;
-	n = SPI_processed;
+	RegistryRow *rows = read_registry(prev, &n);
 
 	for (i = 0; i < n; i++)
 	{
-		HeapTuple	tup = tt->vals[i];
-		TupleDesc	td = tt->tupdesc;
-		bool		isnull;
-		SyncRegistration reg;
-		bool		newer = DatumGetBool(SPI_getbinval(tup, td, REGISTRATION_NCOLUMNS + 1, &isnull));
-		Oid			seen_filenode = DatumGetObjectId(SPI_getbinval(tup, td, REGISTRATION_NCOLUMNS + 3, &isnull));
+		RegistryRow *r = &rows[i];
 		SyncTableRef *ref = palloc0(sizeof(SyncTableRef));
 		HeapTuple	ctup;
 
-		read_registration(tup, td, &reg);
-		ref->relid = reg.relid;
-		ref->name = reg.name;
-		ref->new_since_token = newer;
-		ref->replaced = DatumGetBool(SPI_getbinval(tup, td, REGISTRATION_NCOLUMNS + 4, &isnull));
-		ref->registered_xid =
-			U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(tup, td, REGISTRATION_NCOLUMNS + 2, &isnull)));
+		ref->relid = r->reg.relid;
+		ref->name = r->reg.name;
+		ref->new_since_token = r->newer;
+		ref->replaced = r->replaced;
+		ref->registered_xid = r->registered_xid;
 		out = lappend(out, ref);
 		if (names != NIL && !sync_name_listed(names, ref->name))
 			continue;
 
-		LockRelationOid(reg.relid, lockmode);
-		ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(reg.relid));
+		LockRelationOid(r->reg.relid, lockmode);
+		ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(r->reg.relid));
 		if (!HeapTupleIsValid(ctup))
 		{
 			/* dropped since the snapshot was taken: gone for this call */
-			UnlockRelationOid(reg.relid, lockmode);
+			UnlockRelationOid(r->reg.relid, lockmode);
 			ref->vanished = true;
 			continue;
 		}
-		if (((Form_pg_class) GETSTRUCT(ctup))->relfilenode != seen_filenode)
+		if (((Form_pg_class) GETSTRUCT(ctup))->relfilenode != r->seen_filenode)
 		{
 			ReleaseSysCache(ctup);
 			ereport(ERROR,
@@ -574,7 +706,7 @@ sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names)
 					 errhint("Retry in a new transaction.")));
 		}
 		ReleaseSysCache(ctup);
-		ref->desc = get_desc(&reg);
+		ref->desc = get_desc(&r->reg);
 	}
 	return out;
 }

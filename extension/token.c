@@ -12,6 +12,10 @@
  */
 #include "pg_sync.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
@@ -21,13 +25,14 @@
 #include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/fmgrprotos.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
-static SPIPlanPtr resolve_plan = NULL;
 static SPIPlanPtr bounds_plan = NULL;
-static SPIPlanPtr snapshot_plan = NULL;
-static SPIPlanPtr newest_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 
 PG_FUNCTION_INFO_V1(sync_checkpoint);
@@ -152,35 +157,67 @@ check_range(int64 token)
 				 errhint("Reset the client: pull with last_pulled_at = null.")));
 }
 
+/*
+ * The checkpoints are read without SQL, in the snapshot a read-only query of
+ * the call reads in (the active one), through the table's primary key.
+ */
+
+/* Fills a token from a row of _pg_sync.checkpoints. */
+static void
+checkpoint_token(Relation rel, HeapTuple tup, SyncToken *out)
+{
+	TupleDesc	td = RelationGetDescr(rel);
+	bool		isnull;
+	Datum		id = heap_getattr(tup, sync_internal_attnum(rel, "id", false), td, &isnull);
+	Datum		snap = heap_getattr(tup, sync_internal_attnum(rel, "snap", false), td, &isnull);
+	Datum		created_at = heap_getattr(tup, sync_internal_attnum(rel, "created_at", false), td, &isnull);
+
+	snap = PointerGetDatum(PG_DETOAST_DATUM_COPY(snap));
+	token_set(out, DatumGetInt64(id), snap, DatumGetCString(DirectFunctionCall1(pg_snapshot_out, snap)));
+	out->stale = is_stale(created_at);
+}
+
+/* Opens the checkpoints' primary key (locked like the table, until the end of the transaction). */
+static Relation
+checkpoint_index(Relation rel)
+{
+	Oid			idx = RelationGetPrimaryKeyIndex(rel);
+
+	if (!OidIsValid(idx))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the primary key of pg_sync's checkpoints is missing"),
+				 errhint("Recreate the extension.")));
+	return index_open(idx, AccessShareLock);
+}
+
 /* Finds a token's checkpoint; false (no error) when there is none. */
 bool
 sync_token_find(int64 token, SyncToken *out)
 {
-	Datum		args[1];
-	int			rc;
-	bool		isnull;
+	Relation	rel;
+	Relation	irel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		found = false;
 
 	memset(out, 0, sizeof(*out));
 	if (token <= 0 || token > SYNC_MAX_TOKEN)
 		return false;
-	if (resolve_plan == NULL)
+	rel = sync_internal_open("checkpoints");
+	irel = checkpoint_index(rel);
+	ScanKeyInit(&key, sync_internal_attnum(rel, "id", false), BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(token));
+	scan = systable_beginscan(rel, RelationGetRelid(irel), true, GetActiveSnapshot(), 1, &key);
+	if ((tup = systable_getnext(scan)) != NULL)
 	{
-		Oid			types[1] = {INT8OID};
-
-		resolve_plan = sync_prepare_generic(
-			"SELECT snap, snap::pg_catalog.text, created_at FROM _pg_sync.checkpoints"
-			" WHERE id OPERATOR(pg_catalog.=) $1", 1, types);
+		checkpoint_token(rel, tup, out);
+		found = true;
 	}
-	args[0] = Int64GetDatum(token);
-	rc = SPI_execute_plan(resolve_plan, args, NULL, true, 1);
-	sync_check_spi(rc, SPI_OK_SELECT, "resolving a token");
-	if (SPI_processed != 1)
-		return false;
-	token_set(out, token,
-			  datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), false, -1),
-			  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	out->stale = is_stale(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	return true;
+	systable_endscan(scan);
+	index_close(irel, NoLock);
+	table_close(rel, NoLock);
+	return found;
 }
 
 /*
@@ -339,26 +376,20 @@ snapshot_without_own_xid(const char *text)
 bool
 sync_token_current(SyncToken *out)
 {
-	int			rc;
-	bool		isnull;
+	LOCAL_FCINFO(fcinfo, 0);
+	Datum		snap;
 	char	   *text;
 	char	   *own;
 
-	if (snapshot_plan == NULL)
-		snapshot_plan = sync_prepare(
-			"SELECT pg_catalog.pg_current_snapshot(),"
-			"       pg_catalog.pg_current_snapshot()::pg_catalog.text", 0, NULL);
-	rc = SPI_execute_plan(snapshot_plan, NULL, NULL, true, 1);
-	sync_check_spi(rc, SPI_OK_SELECT, "reading the snapshot");
-	text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	/* pg_current_snapshot() reads the active snapshot, as a read-only query would */
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	snap = pg_current_snapshot(fcinfo);
+	text = DatumGetCString(DirectFunctionCall1(pg_snapshot_out, snap));
 	own = snapshot_without_own_xid(text);
 	memset(out, 0, sizeof(*out));
 	if (own == NULL)
 	{
-		token_set(out, 0,
-				  datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
-							false, -1),
-				  text);
+		token_set(out, 0, snap, text);
 		return true;
 	}
 	token_set(out, 0, DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(own)), own);
@@ -369,27 +400,23 @@ sync_token_current(SyncToken *out)
 bool
 sync_token_newest(SyncToken *out)
 {
-	int			rc;
-	bool		isnull;
+	Relation	rel = sync_internal_open("checkpoints");
+	Relation	irel = checkpoint_index(rel);
+	SysScanDesc scan;
 	HeapTuple	tup;
-	TupleDesc	td;
+	bool		found = false;
 
-	if (newest_plan == NULL)
-		newest_plan = sync_prepare(
-			"SELECT id, snap, snap::pg_catalog.text, created_at"
-			"  FROM _pg_sync.checkpoints ORDER BY id DESC LIMIT 1", 0, NULL);
-	rc = SPI_execute_plan(newest_plan, NULL, NULL, true, 1);
-	sync_check_spi(rc, SPI_OK_SELECT, "reading the newest checkpoint");
 	memset(out, 0, sizeof(*out));
-	if (SPI_processed != 1)
-		return false;
-	tup = SPI_tuptable->vals[0];
-	td = SPI_tuptable->tupdesc;
-	token_set(out, DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull)),
-			  datumCopy(SPI_getbinval(tup, td, 2, &isnull), false, -1),
-			  SPI_getvalue(tup, td, 3));
-	out->stale = is_stale(SPI_getbinval(tup, td, 4, &isnull));
-	return true;
+	scan = systable_beginscan_ordered(rel, irel, GetActiveSnapshot(), 0, NULL);
+	if ((tup = systable_getnext_ordered(scan, BackwardScanDirection)) != NULL)
+	{
+		checkpoint_token(rel, tup, out);
+		found = true;
+	}
+	systable_endscan_ordered(scan);
+	index_close(irel, NoLock);
+	table_close(rel, NoLock);
+	return found;
 }
 
 /* Whether this transaction may record a checkpoint. */
