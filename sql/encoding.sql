@@ -10,6 +10,12 @@ SELECT 'k' || b || CASE WHEN b < 32 OR b IN (34, 92) THEN chr(b) ELSE '' END,
        chr(b) || 'mid' || chr(b),
        ARRAY[chr(b), 'z"\']
   FROM generate_series(1, 127) b;
+-- a character JSON escapes (or the nearest ones it does not) at every place
+-- of a 24-byte run, after multibyte text or none: runs are copied whole and
+-- found several bytes at a time
+INSERT INTO enc
+SELECT 'pos' || p || '-' || b, repeat('é', p % 3) || repeat('a', p) || chr(b) || repeat('b', 23 - p), NULL, NULL
+  FROM generate_series(0, 23) p, unnest(ARRAY[1, 10, 31, 32, 33, 34, 35, 91, 92, 93, 127]) b;
 INSERT INTO enc VALUES ('ünï', 'tab	nl
 "q" \ back é 😀', '€', ARRAY['ä']), ('empty', '', '', '{}'), ('nulls', NULL, NULL, NULL);
 
