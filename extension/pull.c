@@ -740,9 +740,7 @@ sync_pull(PG_FUNCTION_ARGS)
 	call.can_record = sync_token_can_record();
 
 	/* the caller's token: a checkpoint, a page of a paged pull, or expired */
-	sync_owner_enter(&owner_ctx);
 	sync_token_resolve(token, &call.prev, replacement_ok ? &expired : NULL);
-	sync_owner_leave(&owner_ctx);
 	if (call.prev.page)
 	{
 		if (call.user == NULL)
@@ -754,9 +752,7 @@ sync_pull(PG_FUNCTION_ARGS)
 	if (expired)
 		memset(&call.prev, 0, sizeof(call.prev));	/* replaced whole */
 
-	sync_owner_enter(&owner_ctx);
 	tables = sync_registry_load(&call.prev, AccessShareLock, NIL);
-	sync_owner_leave(&owner_ctx);
 	foreach(lc, tables)
 	{
 		SyncTableRef *ref = lfirst(lc);
@@ -806,8 +802,7 @@ sync_pull(PG_FUNCTION_ARGS)
 		any_columns |= pt->mode == PM_COLUMNS;
 	}
 
-	/* the change records, as the owner */
-	sync_owner_enter(&owner_ctx);
+	/* the snapshot the answer is up to (the pull's own, or a checkpoint) */
 	exact = sync_token_current(&cur);
 	have_newest = sync_token_newest(&newest);
 	if (call.can_record)
@@ -826,7 +821,6 @@ sync_pull(PG_FUNCTION_ARGS)
 					 errhint("Call sync_checkpoint() on the primary.")));
 		exact = false;
 	}
-	sync_owner_leave(&owner_ctx);
 
 	exact_newest = call.can_record && have_newest && !newest.stale && !any_columns &&
 		(call.prev.id == 0 || newest.id == call.prev.id ||
@@ -842,7 +836,6 @@ sync_pull(PG_FUNCTION_ARGS)
 		bool		overflow = any_full;
 		long		left = call.page_size;
 
-		sync_owner_enter(&owner_ctx);
 		for (i = 0; i < ntables && !overflow; i++)
 		{
 			uint64		n = read_changes(&pts[i], &call, upto, &newest, &exact_newest, left);
@@ -852,7 +845,6 @@ sync_pull(PG_FUNCTION_ARGS)
 			else
 				left -= n;
 		}
-		sync_owner_leave(&owner_ctx);
 		if (overflow)
 		{
 			for (i = 0; i < ntables; i++)
@@ -868,7 +860,6 @@ sync_pull(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		sync_owner_enter(&owner_ctx);
 		for (i = 0; i < ntables; i++)
 		{
 			PullTable  *pt = &pts[i];
@@ -878,18 +869,13 @@ sync_pull(PG_FUNCTION_ARGS)
 			if (pt->mode == PM_FULL || pt->mode == PM_COLUMNS)
 			{
 				if (!exact)
-				{
-					sync_owner_leave(&owner_ctx);
 					pt->pending = sync_pull_read_pending(pt, upto);
-					sync_owner_enter(&owner_ctx);
-				}
 				if (pt->mode == PM_FULL && exact_newest && !full_exact_at(pt, &call, &newest, upto))
 					exact_newest = false;
 			}
 			if (pt->mode != PM_FULL)
 				read_changes(pt, &call, upto, &newest, &exact_newest, 0);
 		}
-		sync_owner_leave(&owner_ctx);
 	}
 
 	/* the rows, with the caller's rights */

@@ -419,6 +419,7 @@ build_desc(SyncRegistration *reg)
 static SyncTable *
 get_desc(SyncRegistration *reg)
 {
+	SyncOwnerCtx owner_ctx;
 	RegistryEntry *e;
 	bool		found;
 	SyncTable  *t;
@@ -436,8 +437,10 @@ get_desc(SyncRegistration *reg)
 		 t->owner >= 0 && (reg->owner_attnum != 0 ? t->cols[t->owner].attnum == reg->owner_attnum
 						   : strcmp(t->cols[t->owner].name, reg->owner_column) == 0)))
 		return t;
-	/* build first: if it fails, the entry keeps its old descriptor */
+	/* build first (by SQL, as the owner): if it fails, the entry keeps its old descriptor */
+	sync_owner_enter(&owner_ctx);
 	t = build_desc(reg);
+	sync_owner_leave(&owner_ctx);
 	e = hash_search(registry, &reg->relid, HASH_FIND, NULL);
 	if (e->desc)
 	{
@@ -661,8 +664,8 @@ read_registry(SyncToken *prev, int *n)
  * back with vanished set and no descriptor; one rewritten (ALTER ... TYPE,
  * TRUNCATE, CLUSTER) after the caller's snapshot was taken, whose rows that
  * snapshot can no longer read, fails the call with a retryable error.
- * Must run inside SPI as the extension owner (a descriptor not cached is
- * built by queries).
+ * Must run inside SPI (a descriptor not cached is built by queries, run as
+ * the extension owner).
  */
 List *
 sync_registry_load(SyncToken *prev, LOCKMODE lockmode, List *names)

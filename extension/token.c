@@ -145,6 +145,8 @@ token_set(SyncToken *tok, int64 id, Datum snap, char *text)
 
 /* --- resolving a client's token ------------------------------------------ */
 
+static void resolve_not_checkpoint(int64 token, SyncToken *out, bool *expired);
+
 /* Checks that a client token is in range; 0 stands for "nothing seen". */
 static void
 check_range(int64 token)
@@ -233,12 +235,7 @@ sync_token_find(int64 token, SyncToken *out)
 void
 sync_token_resolve(int64 token, SyncToken *out, bool *expired)
 {
-	int			rc;
-	bool		isnull;
-	int64		lineage,
-				pruned_max,
-				newest;
-	bool		uncertain;
+	SyncOwnerCtx owner_ctx;
 
 	check_range(token);
 	memset(out, 0, sizeof(*out));
@@ -249,6 +246,23 @@ sync_token_resolve(int64 token, SyncToken *out, bool *expired)
 		*expired = false;
 	if (sync_token_find(token, out))
 		return;
+	/* a page token, or a token refused: read by SQL, as the owner */
+	sync_owner_enter(&owner_ctx);
+	resolve_not_checkpoint(token, out, expired);
+	sync_owner_leave(&owner_ctx);
+}
+
+/* sync_token_resolve() of a token that names no checkpoint. As the owner. */
+static void
+resolve_not_checkpoint(int64 token, SyncToken *out, bool *expired)
+{
+	int			rc;
+	bool		isnull;
+	int64		lineage,
+				pruned_max,
+				newest;
+	bool		uncertain;
+
 	if ((out->page = sync_page_find(token, false)) != NULL)
 	{
 		/*
