@@ -4,6 +4,7 @@
  */
 #include "pg_sync.h"
 
+#include "access/relation.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
@@ -11,6 +12,7 @@
 #include "miscadmin.h"
 #include "utils/rel.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -138,6 +140,54 @@ sync_internal_open(const char *name)
 				 errmsg("pg_sync is not installed in this database"),
 				 errhint("Run CREATE EXTENSION pg_sync.")));
 	return table_open(relid, AccessShareLock);
+}
+
+/*
+ * Opens an index of an internal table opened by sync_internal_open(): the
+ * one named _pg_sync.<name>, or the primary key when name is NULL; NULL when
+ * there is none and missing_ok. Locked like the table. A REINDEX
+ * CONCURRENTLY that swaps the index in the meantime is waited out: the
+ * index found is checked once locked, and looked up again if it is no
+ * longer the valid one of that name.
+ */
+Relation
+sync_internal_index(Relation heap, const char *name, bool missing_ok)
+{
+	int			tries;
+
+	for (tries = 0;; tries++)
+	{
+		Oid			idx = name ? sync_internal_relid(name) : RelationGetPrimaryKeyIndex(heap);
+		Relation	irel;
+
+		if (!OidIsValid(idx))
+		{
+			if (missing_ok)
+				return NULL;
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("an index of pg_sync's table \"%s\" is missing", RelationGetRelationName(heap)),
+					 errdetail("Index: %s.", name ? name : "the primary key"),
+					 errhint("Recreate the extension.")));
+		}
+		irel = try_relation_open(idx, AccessShareLock);
+		if (irel != NULL)
+		{
+			if (irel->rd_index != NULL && irel->rd_index->indrelid == RelationGetRelid(heap) &&
+				irel->rd_index->indisvalid &&
+				(name ? strcmp(RelationGetRelationName(irel), name) == 0 : irel->rd_index->indisprimary))
+				return irel;
+			relation_close(irel, AccessShareLock);
+		}
+		if (tries >= 100)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("an index of pg_sync's table \"%s\" kept changing while it was opened",
+							RelationGetRelationName(heap)),
+					 errhint("Retry the call.")));
+		CHECK_FOR_INTERRUPTS();
+		AcceptInvalidationMessages();
+	}
 }
 
 /*

@@ -314,6 +314,7 @@ extern bool sync_name_listed(List *names, const char *name);
 extern bool sync_schema_02(void);
 extern Oid	sync_internal_relid(const char *name);
 extern Relation sync_internal_open(const char *name);
+extern Relation sync_internal_index(Relation heap, const char *name, bool missing_ok);
 extern AttrNumber sync_internal_attnum(Relation rel, const char *name, bool missing_ok);
 
 /* registry.c */

@@ -183,8 +183,7 @@ static int
 read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limit, MetaRow **rows)
 {
 	Relation	rel = sync_internal_open("row_meta");
-	Oid			idxid = sync_internal_relid("row_meta_changes");
-	Relation	irel;
+	Relation	irel = sync_internal_index(rel, "row_meta_changes", false);
 	AttrNumber	a_id = sync_internal_attnum(rel, "id", false),
 				a_deleted = sync_internal_attnum(rel, "deleted", false),
 				a_xid = sync_internal_attnum(rel, "xid", false),
@@ -198,12 +197,6 @@ read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limi
 	int			cap = 16;
 	text	   *origin = (call->origin && a_origin != InvalidAttrNumber) ? cstring_to_text(call->origin) : NULL;
 
-	if (!OidIsValid(idxid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the index row_meta_changes of pg_sync is missing"),
-				 errhint("Recreate the extension.")));
-	irel = index_open(idxid, AccessShareLock);
 	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   irel->rd_indcollation[0], F_INT4EQ, Int32GetDatum(pt->ref->desc->table_id));
 	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,

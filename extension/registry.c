@@ -571,8 +571,8 @@ registry_row_cmp(const void *a, const void *b)
 /*
  * Reads the registrations the active snapshot (the one a read-only query of
  * the call reads in) sees, in table_id order, without SQL: the rows of
- * _pg_sync.tables, and for each the table's relfilenode in pg_class as the
- * same snapshot sees it. On the 0.1 schema (before ALTER EXTENSION pg_sync
+ * _pg_sync.tables (through its unique index on table_id), and for each the
+ * table's relfilenode in pg_class as the same snapshot sees it. On the 0.1 schema (before ALTER EXTENSION pg_sync
  * UPDATE) the key and owner column numbers read as 0 (found by name) and no
  * replacement is required.
  */
@@ -594,14 +594,16 @@ read_registry(SyncToken *prev, int *n)
 				a_options = sync_internal_attnum(rel, "options", false),
 				a_registered = sync_internal_attnum(rel, "registered_xid", false),
 				a_replaced = sync_internal_attnum(rel, "replaced_xid", true);
-	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
+	Relation	irel = sync_internal_index(rel, "tables_table_id_key", true);
+	SysScanDesc scan = irel ? systable_beginscan_ordered(rel, irel, snap, 0, NULL)
+		: systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
 	HeapTuple	tup;
 	int			cap = 8;
 	RegistryRow *rows = palloc(cap * sizeof(RegistryRow));
 	int			i;
 
 	*n = 0;
-	while ((tup = systable_getnext(scan)) != NULL)
+	while ((tup = irel ? systable_getnext_ordered(scan, ForwardScanDirection) : systable_getnext(scan)) != NULL)
 	{
 		RegistryRow *r;
 		bool		isnull;
@@ -632,7 +634,13 @@ read_registry(SyncToken *prev, int *n)
 		r->replaced = a_replaced != InvalidAttrNumber && prev != NULL && prev->id != 0 &&
 			after_token(tup, td, a_replaced, prev, NULL);
 	}
-	systable_endscan(scan);
+	if (irel)
+	{
+		systable_endscan_ordered(scan);
+		index_close(irel, NoLock);
+	}
+	else
+		systable_endscan(scan);
 
 	for (i = 0; i < *n; i++)
 	{
@@ -649,7 +657,7 @@ read_registry(SyncToken *prev, int *n)
 	}
 	table_close(classrel, NoLock);
 	table_close(rel, NoLock);
-	if (*n > 1)
+	if (irel == NULL && *n > 1)
 		qsort(rows, *n, sizeof(RegistryRow), registry_row_cmp);
 	return rows;
 }

@@ -179,20 +179,6 @@ checkpoint_token(Relation rel, HeapTuple tup, SyncToken *out)
 	out->stale = is_stale(created_at);
 }
 
-/* Opens the checkpoints' primary key (locked like the table, until the end of the transaction). */
-static Relation
-checkpoint_index(Relation rel)
-{
-	Oid			idx = RelationGetPrimaryKeyIndex(rel);
-
-	if (!OidIsValid(idx))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the primary key of pg_sync's checkpoints is missing"),
-				 errhint("Recreate the extension.")));
-	return index_open(idx, AccessShareLock);
-}
-
 /* Finds a token's checkpoint; false (no error) when there is none. */
 bool
 sync_token_find(int64 token, SyncToken *out)
@@ -208,7 +194,7 @@ sync_token_find(int64 token, SyncToken *out)
 	if (token <= 0 || token > SYNC_MAX_TOKEN)
 		return false;
 	rel = sync_internal_open("checkpoints");
-	irel = checkpoint_index(rel);
+	irel = sync_internal_index(rel, NULL, false);
 	ScanKeyInit(&key, sync_internal_attnum(rel, "id", false), BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(token));
 	scan = systable_beginscan(rel, RelationGetRelid(irel), true, GetActiveSnapshot(), 1, &key);
 	if ((tup = systable_getnext(scan)) != NULL)
@@ -415,7 +401,7 @@ bool
 sync_token_newest(SyncToken *out)
 {
 	Relation	rel = sync_internal_open("checkpoints");
-	Relation	irel = checkpoint_index(rel);
+	Relation	irel = sync_internal_index(rel, NULL, false);
 	SysScanDesc scan;
 	HeapTuple	tup;
 	bool		found = false;
