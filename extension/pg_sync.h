@@ -155,6 +155,7 @@ typedef struct SyncTable
 	SPIPlanPtr	full_plan;		/* all rows */
 	SPIPlanPtr	full_owner_plan;	/* rows of one owner */
 	SPIPlanPtr	byid_plan;		/* rows whose key is in an array */
+	SPIPlanPtr	byid_few_plan;	/* the same for a few keys, of one owner: one plan, by key */
 	SPIPlanPtr	page_plan;		/* a page of rows in key order (paged pulls) */
 	SPIPlanPtr	lock_plan;		/* lock rows whose key is in an array (and read them) */
 	SPIPlanPtr	delete_plan;	/* delete rows whose key is in an array */

@@ -31,12 +31,14 @@
 #include "pg_sync.h"
 
 #include "access/genam.h"
+#include "access/relation.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -50,10 +52,14 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "storage/lockdefs.h"
 #include "utils/xid8.h"
 
 PG_FUNCTION_INFO_V1(sync_pull);
+
+/* at most this many changed rows of one owner are read with the plan made once */
+#define SYNC_FEW_KEYS	16
 
 /* largest page_size */
 #define SYNC_MAX_PAGE_SIZE	1000000
@@ -94,6 +100,30 @@ select_list(SyncTable *t)
 	return buf.data;
 }
 
+/* Whether a table's key column is (still) the first column of its primary key. */
+static bool
+key_is_primary_key(SyncTable *t)
+{
+	Relation	rel = relation_open(t->relid, AccessShareLock);
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	bool		yes = false;
+
+	if (OidIsValid(pk))
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk));
+
+		if (HeapTupleIsValid(tup))
+		{
+			Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
+
+			yes = idx->indnkeyatts >= 1 && idx->indkey.values[0] == t->cols[t->key].attnum;
+			ReleaseSysCache(tup);
+		}
+	}
+	relation_close(rel, NoLock);
+	return yes;
+}
+
 /*
  * Prepares (once per descriptor) the row queries of a table: by key, whole
  * (of one owner), and a page of it in key order (pages.c).
@@ -123,6 +153,19 @@ sync_pull_prepare_rows(SyncTable *t)
 		t->byid_plan = sync_prepare_custom(psprintf(
 			"SELECT %s FROM ONLY %s WHERE %s OPERATOR(pg_catalog.=) ANY($1) AND %s OPERATOR(pg_catalog.=) $2",
 			cols, t->qualname, key, quote_identifier(t->cols[t->owner].name)), 2, bytypes);
+
+		/*
+		 * A few keys (most incremental pulls) are looked up one by one in
+		 * the primary key with a plan made once: that costs less than
+		 * planning. The owner condition is kept out of the plan's choice of
+		 * index (IS TRUE), so that no owner, however many rows it has, is
+		 * read whole. Only while the key column is still the primary key.
+		 */
+		if (key_is_primary_key(t))
+			t->byid_few_plan = sync_prepare_generic(psprintf(
+				"SELECT %s FROM ONLY %s WHERE %s OPERATOR(pg_catalog.=) ANY($1)"
+				" AND (%s OPERATOR(pg_catalog.=) $2) IS TRUE",
+				cols, t->qualname, key, quote_identifier(t->cols[t->owner].name)), 2, bytypes);
 	}
 	else
 		t->byid_plan = sync_prepare(psprintf("SELECT %s FROM ONLY %s WHERE %s OPERATOR(pg_catalog.=) ANY($1)",
@@ -559,7 +602,8 @@ sync_pull_send_live(StringInfo out, PullTable *pt, PullCall *call, SyncPullSink 
 
 		arg[1] = InputFunctionCall(&oc->infn, (char *) pt->owner, oc->ioparam, oc->typmod);
 	}
-	sync_pull_read_rows(pt, call, t->byid_plan, arg, NULL, sink);
+	sync_pull_read_rows(pt, call, (n <= SYNC_FEW_KEYS && t->byid_few_plan) ? t->byid_few_plan : t->byid_plan,
+						arg, NULL, sink);
 	for (i = 0; i < n; i++)
 		if (!sync_idset_has(sink->seen, ids[i]))
 			sync_pull_append_deleted(pt, ids[i]);

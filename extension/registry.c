@@ -60,6 +60,8 @@ free_desc(SyncTable *t)
 		SPI_freeplan(t->full_owner_plan);
 	if (t->byid_plan)
 		SPI_freeplan(t->byid_plan);
+	if (t->byid_few_plan)
+		SPI_freeplan(t->byid_few_plan);
 	if (t->page_plan)
 		SPI_freeplan(t->page_plan);
 	if (t->lock_plan)
