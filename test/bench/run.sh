@@ -18,7 +18,8 @@
 # Sizes and durations can be overridden from the environment: USERS,
 # PER_USER, HEAVY, REPS_FIRST, REPS_INCR, REPS_EMPTY, REPS_PUSH1K,
 # REPS_PUSH10K, INTERLEAVE_USERS (users whose changes the interleaved-layout
-# incremental pulls interleave), WRITE_SECS, WRITE_ROUNDS, WRITE_CLIENTS, MIXED_SECS,
+# incremental pulls interleave), SMALL_CHANGED (rows changed for the small
+# incremental pull, default 10), WRITE_SECS, WRITE_ROUNDS, WRITE_CLIENTS, MIXED_SECS,
 # MIXED_CLIENTS, MIXED_TOKEN_AGE_MS (the mixed load's pulls use tokens between
 # this and twice this old; 0: every pull uses the token of the client's
 # previous pull), REPS_CONFLICT1K, REPS_CONFLICT10K (repetitions of the
@@ -49,7 +50,7 @@ else
   : "${REPS_CONFLICT1K:=5}" "${REPS_CONFLICT10K:=3}"
   : "${WRITE_SECS:=10}" "${WRITE_ROUNDS:=3}" "${MIXED_SECS:=60}"
 fi
-: "${INTERLEAVE_USERS:=50}" "${WRITE_CLIENTS:=8}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}" "${CF_ROWS:=10000}"
+: "${INTERLEAVE_USERS:=50}" "${SMALL_CHANGED:=10}" "${WRITE_CLIENTS:=8}" "${MIXED_CLIENTS:=16}" "${MIXED_TOKEN_AGE_MS:=1000}" "${CF_ROWS:=10000}"
 : "${CASES:=pull push memory write mixed http conflicts}"
 for c in $CASES; do
   case $c in
@@ -141,6 +142,8 @@ if want pull; then
   log "case: incremental pull, $PER_USER changed rows written together ($REPS_INCR reps x 2 variants)"
   sql "CALL bench.case_pull_since('incr_write', $REPS_INCR, $PER_USER, false, 1)"
   sql "CALL bench.case_pull_since('incr_reuse', $REPS_INCR, $PER_USER, true, 2)"
+  log "case: incremental pull, $SMALL_CHANGED changed rows ($REPS_INCR reps)"
+  sql "CALL bench.case_pull_since('incr_small', $REPS_INCR, $SMALL_CHANGED, true, 7)"
   log "case: empty pull ($REPS_EMPTY reps x 2 variants)"
   sql "CALL bench.case_pull_since('empty_write', $REPS_EMPTY, 0, false, 3)"
   sql "CALL bench.case_pull_since('empty_reuse', $REPS_EMPTY, 0, true, 4)"
@@ -404,7 +407,7 @@ log "report"
     echo "**Warning: $ext_so was replaced while the benchmark ran; the results may mix two builds.**"
     echo
   fi
-  psql_ -At -v wall="$wall" -v clients="$MIXED_CLIENTS" -v interleave="$INTERLEAVE_USERS" -v write_clients="$WRITE_CLIENTS" -f "$here/sql/report.sql"
+  psql_ -At -v wall="$wall" -v clients="$MIXED_CLIENTS" -v interleave="$INTERLEAVE_USERS" -v small="$SMALL_CHANGED" -v write_clients="$WRITE_CLIENTS" -f "$here/sql/report.sql"
 } >"$out/results.md"
 cat "$out/results.md"
 log "written: $out/results.md (wall time $((wall / 60)) min $((wall % 60)) s)"

@@ -129,8 +129,9 @@ $$;
 
 ------------------------------------------------------------------------
 -- incremental and empty pulls of ordinary users
---   nchanged  rows of the user changed after the token (all of its rows
---             when nchanged = per_user; 0: an empty pull)
+--   nchanged  rows of the user changed after the token: its first
+--             nchanged rows (all of them when nchanged = per_user; 0: an
+--             empty pull)
 --   reuse     false: the caller's token is the newest checkpoint, so the
 --             pull records a new one; true: another client recorded a
 --             checkpoint after the changes (as under load), which the pull
@@ -176,8 +177,8 @@ BEGIN
     PERFORM sync_checkpoint();          -- loads the library and its settings
     token_age := extract(epoch FROM current_setting('pg_sync.checkpoint_interval')::interval) + 0.01;
     COMMIT;
-    IF nchanged NOT IN (0, p.per_user) THEN
-        RAISE EXCEPTION 'nchanged must be 0 or %', p.per_user;
+    IF nchanged < 0 OR nchanged > p.per_user THEN
+        RAISE EXCEPTION 'nchanged must be between 0 and %', p.per_user;
     END IF;
     IF spread < 1 OR spread > p.users THEN
         RAISE EXCEPTION 'spread must be between 1 and the number of users (%)', p.users;
@@ -193,12 +194,17 @@ BEGIN
         ms := bench.epoch_ms(since);
         COMMIT;
         PERFORM pg_sleep(token_age);
-        IF nchanged > 0 AND spread = 1 THEN
+        IF nchanged = p.per_user AND spread = 1 THEN
             UPDATE notes SET title = title || '*', updated_at = clock_timestamp() WHERE owner = o;
             UPDATE notes_pl SET title = title || '*', updated_at = clock_timestamp() WHERE owner = o;
             COMMIT;
+        ELSIF nchanged > 0 AND spread = 1 THEN
+            ids := ARRAY(SELECT bench.user_row_id(u, m, p.users, p.heavy) FROM generate_series(0, nchanged - 1) AS m);
+            UPDATE notes SET title = title || '*', updated_at = clock_timestamp() WHERE id = ANY (ids);
+            UPDATE notes_pl SET title = title || '*', updated_at = clock_timestamp() WHERE id = ANY (ids);
+            COMMIT;
         ELSIF nchanged > 0 THEN
-            FOR m IN 0..p.per_user - 1 LOOP
+            FOR m IN 0..nchanged - 1 LOOP
                 ids := ARRAY(SELECT bench.user_row_id((u + j) % p.users, m, p.users, p.heavy)
                                FROM generate_series(0, spread - 1) AS j);
                 UPDATE notes SET title = title || '*', updated_at = clock_timestamp() WHERE id = ANY (ids);

@@ -78,10 +78,11 @@ CREATE FUNCTION pg_temp.pages(c text, i text) RETURNS text LANGUAGE sql STABLE A
       FROM bench.metric WHERE case_name = c AND impl = i AND key = 'pages' $$;
 
 SELECT pg_temp.row(format('Incremental pull: %s changed rows of one user, %s rows / %s users; %s; %s: on %s heap pages (median), its change records on %s',
-                          per_user, to_char(users::bigint * per_user + heavy, 'FM999,999,999'),
+                          coalesce(v.n, per_user), to_char(users::bigint * per_user + heavy, 'FM999,999,999'),
                           to_char(users, 'FM999,999'), v.label,
                           CASE WHEN v.interleaved
                                THEN format('owners interleaved, as an app writes them (%s users change one row each in turn)', :interleave)
+                               WHEN v.n IS NOT NULL THEN 'the user''s rows written together (one UPDATE)'
                                ELSE 'the user''s rows written together (one UPDATE of them all)' END,
                           pg_temp.pages(v.c, 'notes'), pg_temp.pages(v.c, 'row_meta')),
        pg_temp.cell(v.c, 'pg_sync'), pg_temp.cell(v.c, 'limit'), pg_temp.cell(v.c, 'plpgsql'),
@@ -91,10 +92,11 @@ SELECT pg_temp.row(format('Incremental pull: %s changed rows of one user, %s row
        pg_temp.yes(pg_temp.p50(v.c, 'pg_sync') <= 2 * pg_temp.p50(v.c, 'limit')
                    AND pg_temp.p50(v.c, 'pg_sync') <= 0.5))
   FROM bench.params,
-       (VALUES (1, 'incr_write', 'the pull records a new checkpoint', false),
-               (2, 'incr_reuse', 'the pull reuses a younger checkpoint', false),
-               (3, 'incr_write_interleaved', 'the pull records a new checkpoint', true),
-               (4, 'incr_reuse_interleaved', 'the pull reuses a younger checkpoint', true)) AS v(o, c, label, interleaved)
+       (VALUES (1, 'incr_write', 'the pull records a new checkpoint', false, NULL::int),
+               (2, 'incr_reuse', 'the pull reuses a younger checkpoint', false, NULL),
+               (3, 'incr_write_interleaved', 'the pull records a new checkpoint', true, NULL),
+               (4, 'incr_reuse_interleaved', 'the pull reuses a younger checkpoint', true, NULL),
+               (5, 'incr_small', 'the pull reuses a younger checkpoint', false, :small)) AS v(o, c, label, interleaved, n)
  WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
@@ -293,7 +295,7 @@ INSERT INTO lines (line)
 SELECT format('| %s | %s | %s | %s ms | %s ms | %s |', case_name, impl, n, pg_temp.ms(p50), pg_temp.ms(call_p50),
               coalesce(to_char(bytes, 'FM999,999,999'), '—'))
   FROM stats
- ORDER BY array_position('{first_pull,incr_write,incr_reuse,incr_write_interleaved,incr_reuse_interleaved,empty_write,empty_reuse,push_1k,push_10k,conflict_1k,conflict_10k}'::text[], case_name),
+ ORDER BY array_position('{first_pull,incr_write,incr_reuse,incr_write_interleaved,incr_reuse_interleaved,incr_small,empty_write,empty_reuse,push_1k,push_10k,conflict_1k,conflict_10k}'::text[], case_name),
           array_position('{pg_sync,limit,limit_exact,plpgsql,read_rows}'::text[], impl),
           (SELECT v.ord FROM bench.cf_variant v WHERE v.name = impl);
 
