@@ -278,19 +278,24 @@ sync_push_lock(PushTable *pt, SyncToken *tok)
 	{
 		Oid			types[4] = {INT4OID, TEXTARRAYOID, PG_SNAPSHOTOID, TEXTOID};
 
+		/*
+		 * By (table_id, owner, id), the records' primary key: a shared
+		 * table's records all have the owner '' (capture.c, and
+		 * sync_mark_changed's scope). With the owner optional, the generic
+		 * plan the plan cache settles on scanned every record of the table.
+		 */
 		conflict_plan = sync_prepare(
 			"SELECT DISTINCT id FROM _pg_sync.row_meta"
-			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) ANY($2)"
-			"   AND ($4 IS NULL OR owner OPERATOR(pg_catalog.=) $4)"
+			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $4"
+			"   AND id OPERATOR(pg_catalog.=) ANY($2)"
 			"   AND ($3 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(xid, $3))", 4, types);
 	}
 	args[0] = Int32GetDatum(t->table_id);
 	args[1] = text_array(ids, pt->nrecs);
 	args[2] = tok->id != 0 ? tok->snap : (Datum) 0;
-	args[3] = pt->owner ? CStringGetTextDatum(pt->owner) : (Datum) 0;
-	argnulls[0] = argnulls[1] = ' ';
+	args[3] = CStringGetTextDatum(pt->owner ? pt->owner : "");
+	argnulls[0] = argnulls[1] = argnulls[3] = ' ';
 	argnulls[2] = tok->id != 0 ? ' ' : 'n';
-	argnulls[3] = pt->owner ? ' ' : 'n';
 	rc = SPI_execute_plan(conflict_plan, args, argnulls, false, 0);
 	sync_owner_leave(&owner_ctx);
 	sync_check_spi(rc, SPI_OK_SELECT, "checking conflicts");
