@@ -179,33 +179,43 @@ checkpoint_token(Relation rel, HeapTuple tup, SyncToken *out)
 	out->stale = is_stale(created_at);
 }
 
-/* Finds a token's checkpoint; false (no error) when there is none. */
-bool
-sync_token_find(int64 token, SyncToken *out)
+/*
+ * Reads one checkpoint through the primary key: the one with id token, or
+ * the newest (token 0); false when there is none.
+ */
+static bool
+read_checkpoint(int64 token, SyncToken *out)
 {
-	Relation	rel;
-	Relation	irel;
-	SysScanDesc scan;
+	Relation	rel = sync_internal_open("checkpoints");
+	Relation	irel = sync_internal_index(rel, NULL, false);
 	ScanKeyData key;
+	SysScanDesc scan;
 	HeapTuple	tup;
 	bool		found = false;
 
-	memset(out, 0, sizeof(*out));
-	if (token <= 0 || token > SYNC_MAX_TOKEN)
-		return false;
-	rel = sync_internal_open("checkpoints");
-	irel = sync_internal_index(rel, NULL, false);
-	ScanKeyInit(&key, sync_internal_attnum(rel, "id", false), BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(token));
-	scan = systable_beginscan(rel, RelationGetRelid(irel), true, GetActiveSnapshot(), 1, &key);
-	if ((tup = systable_getnext(scan)) != NULL)
+	if (token != 0)
+		ScanKeyInit(&key, sync_internal_attnum(rel, "id", false), BTEqualStrategyNumber, F_INT8EQ,
+					Int64GetDatum(token));
+	scan = systable_beginscan_ordered(rel, irel, GetActiveSnapshot(), token != 0 ? 1 : 0, &key);
+	if ((tup = systable_getnext_ordered(scan, BackwardScanDirection)) != NULL)
 	{
 		checkpoint_token(rel, tup, out);
 		found = true;
 	}
-	systable_endscan(scan);
+	systable_endscan_ordered(scan);
 	index_close(irel, NoLock);
 	table_close(rel, NoLock);
 	return found;
+}
+
+/* Finds a token's checkpoint; false (no error) when there is none. */
+bool
+sync_token_find(int64 token, SyncToken *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (token <= 0 || token > SYNC_MAX_TOKEN)
+		return false;
+	return read_checkpoint(token, out);
 }
 
 /*
@@ -400,23 +410,8 @@ sync_token_current(SyncToken *out)
 bool
 sync_token_newest(SyncToken *out)
 {
-	Relation	rel = sync_internal_open("checkpoints");
-	Relation	irel = sync_internal_index(rel, NULL, false);
-	SysScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
-
 	memset(out, 0, sizeof(*out));
-	scan = systable_beginscan_ordered(rel, irel, GetActiveSnapshot(), 0, NULL);
-	if ((tup = systable_getnext_ordered(scan, BackwardScanDirection)) != NULL)
-	{
-		checkpoint_token(rel, tup, out);
-		found = true;
-	}
-	systable_endscan_ordered(scan);
-	index_close(irel, NoLock);
-	table_close(rel, NoLock);
-	return found;
+	return read_checkpoint(0, out);
 }
 
 /* Whether this transaction may record a checkpoint. */
