@@ -114,6 +114,17 @@ sync_schema_02(void)
 	return OidIsValid(sync_internal_relid("pages"));
 }
 
+/* Raises the error of a database without the extension's schema. */
+static void
+pg_attribute_noreturn()
+not_installed(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("pg_sync is not installed in this database"),
+			 errhint("Run CREATE EXTENSION pg_sync.")));
+}
+
 /* Oid of the extension's table _pg_sync.<name>, or InvalidOid. */
 Oid
 sync_internal_relid(const char *name)
@@ -135,10 +146,7 @@ sync_internal_open(const char *name)
 	Oid			relid = sync_internal_relid(name);
 
 	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pg_sync is not installed in this database"),
-				 errhint("Run CREATE EXTENSION pg_sync.")));
+		not_installed();
 	return table_open(relid, AccessShareLock);
 }
 
@@ -198,23 +206,14 @@ sync_internal_index(Relation heap, const char *name, bool missing_ok)
 AttrNumber
 sync_internal_attnum(Relation rel, const char *name, bool missing_ok)
 {
-	TupleDesc	td = RelationGetDescr(rel);
-	int			i;
+	AttrNumber	att = get_attnum(RelationGetRelid(rel), name);
 
-	for (i = 0; i < td->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(td, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att->attnum;
-	}
-	if (missing_ok)
-		return InvalidAttrNumber;
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("column \"%s\" of pg_sync's table \"%s\" is missing", name, RelationGetRelationName(rel)),
-			 errhint("Update the extension: ALTER EXTENSION pg_sync UPDATE.")));
-	return InvalidAttrNumber;	/* keep compiler quiet */
+	if (att == InvalidAttrNumber && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("column \"%s\" of pg_sync's table \"%s\" is missing", name, RelationGetRelationName(rel)),
+				 errhint("Update the extension: ALTER EXTENSION pg_sync UPDATE.")));
+	return att;
 }
 
 /* Oid of the role that owns the extension's internal schema. */
@@ -226,10 +225,7 @@ sync_owner(void)
 	Oid			owner;
 
 	if (!OidIsValid(nsp))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pg_sync is not installed in this database"),
-				 errhint("Run CREATE EXTENSION pg_sync.")));
+		not_installed();
 	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for namespace %u", nsp);
