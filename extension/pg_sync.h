@@ -150,6 +150,7 @@ typedef struct SyncTable
 	SyncColumn *cols;
 	int			key;			/* index into cols */
 	int			owner;			/* index into cols, or -1 */
+	bool		key_leads_pk;	/* the key column is the primary key's first column */
 	bool		valid;
 	/* plans, prepared on first use and kept */
 	SPIPlanPtr	full_plan;		/* all rows */

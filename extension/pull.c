@@ -31,14 +31,12 @@
 #include "pg_sync.h"
 
 #include "access/genam.h"
-#include "access/relation.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_collation.h"
-#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -52,7 +50,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "storage/lockdefs.h"
 #include "utils/xid8.h"
 
@@ -100,30 +97,6 @@ select_list(SyncTable *t)
 	return buf.data;
 }
 
-/* Whether a table's key column is (still) the first column of its primary key. */
-static bool
-key_is_primary_key(SyncTable *t)
-{
-	Relation	rel = relation_open(t->relid, AccessShareLock);
-	Oid			pk = RelationGetPrimaryKeyIndex(rel);
-	bool		yes = false;
-
-	if (OidIsValid(pk))
-	{
-		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk));
-
-		if (HeapTupleIsValid(tup))
-		{
-			Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
-
-			yes = idx->indnkeyatts >= 1 && idx->indkey.values[0] == t->cols[t->key].attnum;
-			ReleaseSysCache(tup);
-		}
-	}
-	relation_close(rel, NoLock);
-	return yes;
-}
-
 /*
  * Prepares (once per descriptor) the row queries of a table: by key, whole
  * (of one owner), and a page of it in key order (pages.c).
@@ -161,7 +134,7 @@ sync_pull_prepare_rows(SyncTable *t)
 		 * index (IS TRUE), so that no owner, however many rows it has, is
 		 * read whole. Only while the key column is still the primary key.
 		 */
-		if (key_is_primary_key(t))
+		if (t->key_leads_pk)
 			t->byid_few_plan = sync_prepare_generic(psprintf(
 				"SELECT %s FROM ONLY %s WHERE %s OPERATOR(pg_catalog.=) ANY($1)"
 				" AND (%s OPERATOR(pg_catalog.=) $2) IS TRUE",

@@ -310,6 +310,7 @@ build_desc(SyncRegistration *reg)
 	StringInfoData buf;
 	Oid			pkindex;
 	AttrNumber	pkattnum;
+	AttrNumber	pklead;
 
 	cxt = AllocSetContextCreate(registry_cxt, "pg_sync table", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
@@ -329,7 +330,7 @@ build_desc(SyncRegistration *reg)
 	 * if the primary key moved: clients hold rows by its values. (A
 	 * registration of 0.1, not updated yet, knows only the primary key.)
 	 */
-	pkattnum = InvalidAttrNumber;
+	pkattnum = pklead = InvalidAttrNumber;
 	pkindex = RelationGetPrimaryKeyIndex(rel);
 	if (OidIsValid(pkindex))
 	{
@@ -339,6 +340,8 @@ build_desc(SyncRegistration *reg)
 		{
 			Form_pg_index idx = (Form_pg_index) GETSTRUCT(itup);
 
+			if (idx->indnkeyatts >= 1)
+				pklead = idx->indkey.values[0];
 			if (idx->indnatts == 1)
 				pkattnum = idx->indkey.values[0];
 			ReleaseSysCache(itup);
@@ -408,6 +411,7 @@ build_desc(SyncRegistration *reg)
 		if (i != t->key && strcmp(t->cols[i].name, "id") == 0)
 			t->cols[i].synced = t->cols[i].writable = false;
 	t->cols[t->key].synced = true;
+	t->key_leads_pk = t->cols[t->key].attnum == pklead;
 	read_policy_options(t, reg->options);
 	t->valid = true;
 	MemoryContextSwitchTo(old);
