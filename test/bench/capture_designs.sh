@@ -79,28 +79,12 @@ per_client=$(((GROWTH_UPDATES + CLIENTS - 1) / CLIENTS))
 GROWTH_UPDATES=$((per_client * CLIENTS))
 ordinary=$(printf 'u%05d' $((42 % USERS)))
 
-settings=(
-  "shared_buffers = 512MB"
-  "work_mem = 16MB"
-  "maintenance_work_mem = 256MB"
-  "effective_cache_size = 4GB"
-  "random_page_cost = 1.1"
-  "fsync = on"
-  "synchronous_commit = on"
-  "full_page_writes = on"
-  "wal_buffers = 16MB"
-  "max_wal_size = 4GB"
-  "checkpoint_timeout = 1h"
-  "checkpoint_completion_target = 0.9"
-  "max_connections = 100"
-  "jit = off"
-  "autovacuum = off"
-)
+. "$here/cluster-lib.sh"
+
 # autovacuum is off so that no run is charged with the vacuum (CPU, WAL) of
 # another design's tables: each design keeps the dead tuples of its own
 # writes through the timed rounds, and VACUUM (ANALYZE) runs between phases.
-
-. "$here/cluster-lib.sh"
+settings=("${bench_settings[@]}" "checkpoint_timeout = 1h" "autovacuum = off")
 
 for b in initdb pg_ctl postgres psql pgbench; do
   [ -x "$bindir/$b" ] || { echo "$bindir/$b not found (set PGBIN)" >&2; exit 2; }
@@ -115,19 +99,14 @@ t_start=$(date +%s)
 bench_start ''
 
 machine() {
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "- host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, $(uname -sr)"
-  echo "- PostgreSQL: $(sql 'SHOW server_version')"
+  bench_describe_host
   echo "- source: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "- mode: $([ "$quick" = 1 ] && echo 'QUICK (smoke sizes)' || echo 'default sizes')"
   echo "- load average (1/5/15 min) before the run: $load_start; the machine is shared: only ratios within one run mean anything"
   echo "- data: $USERS users x $PER_USER rows + user \"heavy\" with $HEAVY rows ($((USERS * PER_USER + HEAVY)) rows in each design's copy); user tables: PK (id), index ($NOTES_INDEX)"
   echo "- autovacuum off; VACUUM (ANALYZE) after the load, before the growth phase and before the pulls"
   echo "- writes: pgbench -M prepared, $CLIENTS clients, -j 2, ${WRITE_SECS} s per run, $ROUNDS rounds; growth: $GROWTH_UPDATES updates; pulls: $PULL_REPS runs per query"
-  echo "- settings: $(sql "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
-       FROM pg_settings WHERE name IN ('shared_buffers','work_mem','maintenance_work_mem','effective_cache_size',
-       'random_page_cost','fsync','synchronous_commit','full_page_writes','wal_buffers','max_wal_size',
-       'checkpoint_timeout','max_connections','jit','autovacuum','wal_sync_method')")"
+  bench_describe_settings
 }
 log "settings:"
 machine | sed 's/^/    /'

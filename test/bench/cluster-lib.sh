@@ -3,11 +3,31 @@
 # started as root, stopped and removed on exit (also on failure or
 # interrupt; BENCH_KEEP=1 keeps the directory).
 #
-# The caller sets bindir, port and the settings array, then calls
+# The caller sets bindir, port and the settings array (bench_settings plus
+# its own), then calls
 #   bench_workdir NAME     the directory: sets work, data, sock
 #   bench_start LISTEN     initdb, start (listen_addresses = LISTEN), createdb bench
 # and may define bench_on_exit, run first when the script exits. The server
 # log is copied to $bench_logdir (default $out) on exit.
+
+# Cluster settings both harnesses start from: a small production box (2
+# cores, a few GB for PostgreSQL), durable commits. Each adds its
+# checkpoint_timeout and autovacuum.
+bench_settings=(
+  "shared_buffers = 512MB"
+  "work_mem = 16MB"
+  "maintenance_work_mem = 256MB"
+  "effective_cache_size = 4GB"
+  "random_page_cost = 1.1"
+  "fsync = on"
+  "synchronous_commit = on"
+  "full_page_writes = on"
+  "wal_buffers = 16MB"
+  "max_wal_size = 4GB"
+  "checkpoint_completion_target = 0.9"
+  "max_connections = 100"
+  "jit = off"
+)
 
 as_pg() {
   if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
@@ -60,4 +80,17 @@ bench_start() {
   as_pg "$bindir/pg_ctl" -D "$data" -l "$work/server.log" -w start >/dev/null
   started=1
   "$bindir/createdb" bench
+}
+
+# Report lines of the machine and the server, for a run's header
+bench_describe_host() {
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "- host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, $(uname -sr)"
+  echo "- PostgreSQL: $(sql 'SHOW server_version')"
+}
+bench_describe_settings() {
+  echo "- settings: $(sql "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
+       FROM pg_settings WHERE name IN ('shared_buffers','work_mem','maintenance_work_mem','effective_cache_size',
+       'random_page_cost','fsync','synchronous_commit','full_page_writes','wal_buffers','max_wal_size',
+       'checkpoint_timeout','max_connections','jit','autovacuum','wal_sync_method')")"
 }

@@ -64,27 +64,10 @@ if [ "$PER_USER" -lt 4 ] || [ "$USERS" -lt "$MIXED_CLIENTS" ] || [ "$USERS" -lt 
   exit 2
 fi
 
-# Cluster settings: a small production box (2 cores, a few GB for PostgreSQL),
-# durable commits.
-settings=(
-  "shared_buffers = 512MB"
-  "work_mem = 16MB"
-  "maintenance_work_mem = 256MB"
-  "effective_cache_size = 4GB"
-  "random_page_cost = 1.1"
-  "fsync = on"
-  "synchronous_commit = on"
-  "full_page_writes = on"
-  "wal_buffers = 16MB"
-  "max_wal_size = 4GB"
-  "checkpoint_timeout = 15min"
-  "checkpoint_completion_target = 0.9"
-  "max_connections = 100"
-  "jit = off"
-  "autovacuum = on"
-)
-
 . "$here/cluster-lib.sh"
+# cluster settings: bench_settings (cluster-lib.sh) with checkpoints every
+# 15 minutes and autovacuum on
+settings=("${bench_settings[@]}" "checkpoint_timeout = 15min" "autovacuum = on")
 
 ext_so="$("$PG_CONFIG" --pkglibdir)/pg_sync.so"
 ext_ctl="$("$PG_CONFIG" --sharedir)/extension/pg_sync.control"
@@ -106,18 +89,13 @@ t_start=$(date +%s)
 bench_start 127.0.0.1
 
 machine() {
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "- host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, $(uname -sr)"
-  echo "- PostgreSQL: $(sql 'SHOW server_version')"
+  bench_describe_host
   echo "- pg_sync: $(sql "SELECT default_version FROM pg_available_extensions WHERE name = 'pg_sync'"), $ext_so (md5 $so_start…, $(date -u -r "$ext_so" '+%Y-%m-%d %H:%M UTC'))"
   echo "- source: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD -- extension 2>/dev/null || echo ' (extension/ has uncommitted changes)')"
   echo "- mode: $([ "$quick" = 1 ] && echo 'QUICK (smoke sizes)' || echo full)$([ "$CASES" = "pull push memory write mixed http conflicts" ] || echo "; cases: $CASES")"
   echo "- load average (1/5/15 min) before the run: $load_start (other work on the machine skews the results)"
   echo "- data: $USERS users x $PER_USER rows + user \"heavy\" with $HEAVY rows ($((USERS * PER_USER + HEAVY)) rows per table copy)"
-  echo "- settings: $(sql "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
-       FROM pg_settings WHERE name IN ('shared_buffers','work_mem','maintenance_work_mem','effective_cache_size',
-       'random_page_cost','fsync','synchronous_commit','full_page_writes','wal_buffers','max_wal_size',
-       'checkpoint_timeout','max_connections','jit','autovacuum','wal_sync_method')")"
+  bench_describe_settings
   echo "- pg_sync.checkpoint_interval: $(sql "LOAD 'pg_sync'; SHOW pg_sync.checkpoint_interval") (default)"
 }
 log "settings:"
