@@ -283,9 +283,13 @@ sync_push_lock(PushTable *pt, SyncToken *tok)
 		 * table's records all have the owner '' (capture.c, and
 		 * sync_mark_changed's scope). With the owner optional, the generic
 		 * plan the plan cache settles on scanned every record of the table.
+		 * deleted, which row_meta_changes does not carry, keeps that index
+		 * (which carries the ids) from answering it by reading every record
+		 * of the owner: a generic plan counts on an owner of average size.
+		 * One row per id (the primary key).
 		 */
 		conflict_plan = sync_prepare(
-			"SELECT DISTINCT id FROM _pg_sync.row_meta"
+			"SELECT id, deleted FROM _pg_sync.row_meta"
 			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $4"
 			"   AND id OPERATOR(pg_catalog.=) ANY($2)"
 			"   AND ($3 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(xid, $3))", 4, types);

@@ -34,6 +34,10 @@ ALTER TABLE _pg_sync.row_meta ADD COLUMN origin text, ADD COLUMN origin_hash big
                               ADD COLUMN origin_cols text;
 ALTER TABLE _pg_sync.row_meta DROP CONSTRAINT row_meta_pkey,
                               ADD PRIMARY KEY (table_id, owner, id);
+-- A pull finds a user's changes in this index alone: it carries each
+-- record's id and origin, so no record's heap page is read.
+DROP INDEX _pg_sync.row_meta_changes;
+CREATE INDEX row_meta_changes ON _pg_sync.row_meta (table_id, owner, xid) INCLUDE (id, origin);
 
 -- The conflict inbox (first: the event trigger that forgets dropped tables uses it).
 CREATE TABLE _pg_sync.conflicts (

@@ -126,7 +126,9 @@ CREATE TABLE _pg_sync.row_meta (
     origin_cols text,               -- '1'/'0' per column of the table: the columns pushed
     PRIMARY KEY (table_id, owner, id)
 ) WITH (fillfactor = 90);
-CREATE INDEX row_meta_changes ON _pg_sync.row_meta (table_id, owner, xid);
+-- A pull finds a user's changes in this index alone: it carries each
+-- record's id and origin, so no record's heap page is read.
+CREATE INDEX row_meta_changes ON _pg_sync.row_meta (table_id, owner, xid) INCLUDE (id, origin);
 -- what sync_prune removes
 CREATE INDEX row_meta_tombstones ON _pg_sync.row_meta (xid) WHERE deleted;
 

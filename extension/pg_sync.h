@@ -414,6 +414,9 @@ typedef struct PullTable
 	int			ndeleted;
 	struct HTAB *pending;		/* ids whose last change the answer does not include */
 	struct HTAB *echo;			/* rows the asking device has as they are (SyncEcho) */
+	struct HTAB *unsure;		/* ids of live found in the change index alone */
+	SyncToken  *unsure_lo;		/* ... between these snapshots: one not read is */
+	SyncToken  *unsure_hi;		/* deleted only if its record says so */
 } PullTable;
 
 /* What a pull knows about its caller and the snapshots involved. */

@@ -188,15 +188,60 @@ typedef struct MetaRow
 } MetaRow;
 
 /*
+ * Whether the index row_meta_changes carries each record's id and origin
+ * after its key (table_id, owner, xid), as 0.2 creates it: then the change
+ * records can be found from the index alone.
+ */
+static bool
+changes_index_covers(Relation irel, AttrNumber a_id, AttrNumber a_origin)
+{
+	Form_pg_index ix = irel->rd_index;
+
+	return a_origin != InvalidAttrNumber && ix->indnkeyatts == 3 && ix->indnatts == 5 &&
+		ix->indkey.values[3] == a_id && ix->indkey.values[4] == a_origin;
+}
+
+/* The device state of a change record the asking device pushed, from its row. */
+static void
+meta_echo(MetaRow *r, TupleTableSlot *slot, AttrNumber a_hash, AttrNumber a_cols)
+{
+	bool		isnull;
+	Datum		h = slot_getattr(slot, a_hash, &isnull);
+
+	if (isnull)
+		return;
+	r->echo = true;
+	r->hash = DatumGetInt64(h);
+	h = slot_getattr(slot, a_cols, &isnull);
+	r->cols = isnull ? NULL : TextDatumGetCString(h);
+}
+
+/*
  * Reads the change records of a table in scope whose writer is visible in
- * snapshot hi but not in lo (at most limit, 0: all), into *rows; returns how
- * many. For rows the asking device pushed (origin) also the hash and columns
- * of what it has. Without SQL: one range of the index row_meta_changes
- * (table_id, owner, xid), in the snapshot a read-only query of the call
- * reads in, compared by the index's own operators and collation.
+ * snapshot hi but not in lo, into *rows (*nrows of them); returns for how
+ * many ids, and stops after limit ids (0: reads all). For rows the asking
+ * device pushed (origin) also the hash and columns of what it has. Without
+ * SQL: one range of the index row_meta_changes (table_id, owner, xid), in
+ * the snapshot a read-only query of the call reads in, compared by the
+ * index's own operators and collation.
+ *
+ * The index carries each record's id and origin, so the records are found
+ * from the index alone, without visiting a heap page per record: a user's
+ * records lie on about one page each, wherever its rows are. That also
+ * finds the index entries of record versions no snapshot sees (written by
+ * a transaction or subtransaction that rolled back, or replaced later in
+ * the range) until VACUUM removes them. Such an id is only read again:
+ * every id found is sent as its row is now, or as deleted when the caller
+ * finds no such row of its own (so no record is taken for a tombstone
+ * unless it is the one visible, and no change is missed). Only a record the
+ * asking device pushed is read from its row, to know which version is
+ * visible: a row is left out as an echo only when the visible version says
+ * the device has it. Without those columns in the index (an index
+ * re-created otherwise), each record is read from its row.
  */
 static int
-read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limit, MetaRow **rows)
+read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limit,
+		  MetaRow **rows, int *nrows, bool *covered)
 {
 	Relation	rel = sync_internal_open("row_meta");
 	Relation	irel = sync_internal_index(rel, "row_meta_changes", false);
@@ -206,10 +251,13 @@ read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limi
 				a_origin = sync_internal_attnum(rel, "origin", true),
 				a_hash = sync_internal_attnum(rel, "origin_hash", true),
 				a_cols = sync_internal_attnum(rel, "origin_cols", true);
+	bool		covers = changes_index_covers(irel, a_id, a_origin);
 	ScanKeyData keys[4];
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
-	int			n = 0;
+	HTAB	   *ids = covers ? sync_idset_create() : NULL;
+	int			n = 0,
+				nids = 0;
 	int			cap = 16;
 	text	   *origin = (call->origin && a_origin != InvalidAttrNumber) ? cstring_to_text(call->origin) : NULL;
 
@@ -226,45 +274,70 @@ read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limi
 	*rows = palloc(cap * sizeof(MetaRow));
 	slot = table_slot_create(rel, NULL);
 	scan = index_beginscan(rel, irel, GetActiveSnapshot(), 4, 0);
+	scan->xs_want_itup = covers;
 	index_rescan(scan, keys, 4, NULL, 0);
-	while ((limit <= 0 || n < limit) && index_getnext_slot(scan, ForwardScanDirection, slot))
+	while (limit <= 0 || nids < limit)
 	{
 		bool		isnull;
-		uint64		xid = U64FromFullTransactionId(DatumGetFullTransactionId(slot_getattr(slot, a_xid, &isnull)));
+		uint64		xid;
 		MetaRow    *r;
+		Datum		v[INDEX_MAX_KEYS];
+		bool		nulls[INDEX_MAX_KEYS];
 
+		if (covers)
+		{
+			if (index_getnext_tid(scan, ForwardScanDirection) == NULL)
+				break;
+			index_deform_tuple(scan->xs_itup, scan->xs_itupdesc, v, nulls);
+			xid = U64FromFullTransactionId(DatumGetFullTransactionId(v[2]));
+		}
+		else
+		{
+			if (!index_getnext_slot(scan, ForwardScanDirection, slot))
+				break;
+			xid = U64FromFullTransactionId(DatumGetFullTransactionId(slot_getattr(slot, a_xid, &isnull)));
+		}
 		if (sync_snap_visible(&lo->parsed, xid) || !sync_snap_visible(&hi->parsed, xid))
 			continue;
 		if (n == cap)
 			*rows = repalloc(*rows, (cap *= 2) * sizeof(MetaRow));
 		r = &(*rows)[n++];
 		memset(r, 0, sizeof(*r));
+		r->xid = xid;
+		if (covers)
+		{
+			r->id = TextDatumGetCString(v[3]);
+			if (!sync_idset_has(ids, r->id))
+			{
+				sync_idset_add(ids, r->id);
+				nids++;
+			}
+			/* an entry of the asking device: its version, if it is the visible one */
+			if (origin != NULL && !nulls[4] &&
+				DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, v[4], PointerGetDatum(origin))) &&
+				index_fetch_heap(scan, slot) &&
+				!DatumGetBool(slot_getattr(slot, a_deleted, &isnull)))
+				meta_echo(r, slot, a_hash, a_cols);
+			continue;
+		}
+		nids++;
 		r->id = TextDatumGetCString(slot_getattr(slot, a_id, &isnull));
 		r->deleted = DatumGetBool(slot_getattr(slot, a_deleted, &isnull));
-		r->xid = xid;
 		if (origin != NULL)
 		{
 			Datum		o = slot_getattr(slot, a_origin, &isnull);
 
 			if (!isnull && DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, o, PointerGetDatum(origin))))
-			{
-				Datum		h = slot_getattr(slot, a_hash, &isnull);
-
-				if (!isnull)
-				{
-					r->echo = true;
-					r->hash = DatumGetInt64(h);
-					h = slot_getattr(slot, a_cols, &isnull);
-					r->cols = isnull ? NULL : TextDatumGetCString(h);
-				}
-			}
+				meta_echo(r, slot, a_hash, a_cols);
 		}
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(irel, NoLock);
 	table_close(rel, NoLock);
-	return n;
+	*nrows = n;
+	*covered = covers;
+	return nids;
 }
 
 /* Notes a change record's device state in the table's echo map. */
@@ -280,34 +353,95 @@ note_echo(PullTable *pt, MetaRow *r)
 
 /*
  * Incremental: the changes between the caller's token and the answer's
- * snapshot; live ids to read, deleted ones listed. Clears *exact_newest when
- * one of them is not in checkpoint newest (which then cannot stand for this
- * answer). With limit > 0 reads at most limit + 1 and returns how many it
- * found; more than limit leaves the table's lists unfilled.
+ * snapshot; ids to read, deleted ones listed. Clears *exact_newest when one
+ * of them is not in checkpoint newest (which then cannot stand for this
+ * answer). With limit > 0 reads at most limit + 1 ids and returns how many
+ * it found; more than limit leaves the table's lists unfilled.
  */
 static uint64
 read_changes(PullTable *pt, PullCall *call, SyncToken *upto, SyncToken *newest,
 			 bool *exact_newest, long limit)
 {
 	MetaRow    *rows;
-	int			n = read_meta(pt, call, &call->prev, upto, limit > 0 ? limit + 1 : 0, &rows);
+	int			n;
+	bool		covered;
+	int			nids = read_meta(pt, call, &call->prev, upto, limit > 0 ? limit + 1 : 0, &rows, &n, &covered);
+	HTAB	   *listed = covered ? sync_idset_create() : NULL;
 	int			i;
 
-	if (limit > 0 && n > limit)
-		return n;
+	if (limit > 0 && nids > limit)
+		return nids;
 	for (i = 0; i < n; i++)
 	{
 		if (*exact_newest && !sync_snap_visible(&newest->parsed, rows[i].xid))
 			*exact_newest = false;
+		if (!rows[i].deleted)
+			note_echo(pt, &rows[i]);
+		if (listed != NULL)
+		{
+			if (sync_idset_has(listed, rows[i].id))
+				continue;		/* another version of the same record */
+			sync_idset_add(listed, rows[i].id);
+		}
 		if (rows[i].deleted)
 			sync_pull_append_deleted(pt, rows[i].id);
 		else
-		{
 			pt->live = lappend(pt->live, rows[i].id);
-			note_echo(pt, &rows[i]);
+	}
+	if (covered)
+	{
+		pt->unsure = listed;
+		pt->unsure_lo = &call->prev;
+		pt->unsure_hi = upto;
+	}
+	return nids;
+}
+
+/*
+ * Of n ids found in the change index alone that the caller's read did not
+ * find, keeps (sets keep[i]) those whose change record, as this call sees
+ * it, was written between pt's snapshots: a tombstone, a row moved to
+ * another owner, or one the caller may not read. The others were found by
+ * the index entry of a record version no snapshot sees, and did not
+ * change: a device must not be told to delete them (it would destroy what
+ * it holds, pushed or not). Reads each record by the primary key
+ * (table_id, owner, id), in the call's snapshot.
+ */
+static void
+keep_changed(PullTable *pt, char **ids, int n, bool *keep)
+{
+	Relation	rel = sync_internal_open("row_meta");
+	Relation	irel = sync_internal_index(rel, NULL, false);
+	AttrNumber	a_xid = sync_internal_attnum(rel, "xid", false);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan = index_beginscan(rel, irel, GetActiveSnapshot(), 3, 0);
+	ScanKeyData keys[3];
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   irel->rd_indcollation[0], F_INT4EQ, Int32GetDatum(pt->ref->desc->table_id));
+		ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+							   irel->rd_indcollation[1], F_TEXTEQ, CStringGetTextDatum(pt->owner));
+		ScanKeyEntryInitialize(&keys[2], 0, 3, BTEqualStrategyNumber, InvalidOid,
+							   irel->rd_indcollation[2], F_TEXTEQ, CStringGetTextDatum(ids[i]));
+		index_rescan(scan, keys, 3, NULL, 0);
+		keep[i] = false;
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			uint64		xid = U64FromFullTransactionId(DatumGetFullTransactionId(slot_getattr(slot, a_xid, &isnull)));
+
+			keep[i] = !sync_snap_visible(&pt->unsure_lo->parsed, xid) &&
+				sync_snap_visible(&pt->unsure_hi->parsed, xid);
 		}
 	}
-	return n;
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(irel, NoLock);
+	table_close(rel, NoLock);
 }
 
 /*
@@ -356,10 +490,12 @@ static bool
 full_exact_at(PullTable *pt, PullCall *call, SyncToken *newest, SyncToken *upto)
 {
 	MetaRow    *rows;
+	int			n;
+	bool		covered;
 
 	if (!sync_snap_visible(&newest->parsed, pt->ref->registered_xid) || pt->ref->replaced)
 		return false;			/* (newest may not know of the registration or the replacement) */
-	return read_meta(pt, call, newest, upto, 1, &rows) == 0;
+	return read_meta(pt, call, newest, upto, 1, &rows, &n, &covered) == 0;
 }
 
 /* --- migrations --- */
@@ -553,8 +689,10 @@ sync_pull_send_live(StringInfo out, PullTable *pt, PullCall *call, SyncPullSink 
 {
 	SyncTable  *t = pt->ref->desc;
 	int			n = 0,
+				nmissing,
 				i;
 	char	  **ids;
+	bool	   *keep;
 	Datum		arg[2];
 	ListCell   *lc;
 
@@ -577,8 +715,16 @@ sync_pull_send_live(StringInfo out, PullTable *pt, PullCall *call, SyncPullSink 
 	}
 	sync_pull_read_rows(pt, call, (n <= SYNC_FEW_KEYS && t->byid_few_plan) ? t->byid_few_plan : t->byid_plan,
 						arg, NULL, sink);
+	nmissing = 0;
 	for (i = 0; i < n; i++)
 		if (!sync_idset_has(sink->seen, ids[i]))
+			ids[nmissing++] = ids[i];
+	keep = palloc(sizeof(bool) * (nmissing + 1));
+	memset(keep, true, sizeof(bool) * (nmissing + 1));
+	if (pt->unsure != NULL && nmissing > 0)
+		keep_changed(pt, ids, nmissing, keep);
+	for (i = 0; i < nmissing; i++)
+		if (keep[i])
 			sync_pull_append_deleted(pt, ids[i]);
 }
 

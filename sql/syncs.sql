@@ -258,6 +258,20 @@ SELECT (sync_pull(:e3, client_id => 'phone')::jsonb ->> 'timestamp')::bigint AS 
 SELECT count(*) AS checkpoints_before FROM _pg_sync.checkpoints \gset
 SELECT (sync_pull(:e4, client_id => 'phone')::jsonb ->> 'timestamp')::bigint = :e4 AS same_token,
        (SELECT count(*) FROM _pg_sync.checkpoints) = :checkpoints_before AS nothing_written;
+-- writes rolled back after a push leave the phone's copy as it pushed it:
+-- e7 is still left out (the visible version of its record is the phone's)
+SELECT sync_push('{"e_notes": {"created": [{"id": "e7", "body": "mine", "n": 7, "stamp": 1767268800000, "touched": 0}]}}',
+                 :e4, client_id => 'phone');
+BEGIN;
+UPDATE e_notes SET n = 70 WHERE id = 'e7';
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+DELETE FROM e_notes WHERE id = 'e7';
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT recs(sync_pull(:e4, client_id => 'phone')::jsonb) AS phone_gets,
+       recs(sync_pull(:e4, client_id => 'tablet')::jsonb) AS tablet_gets;
 
 ------------------------------------------------------------------------------
 -- migrations by column: the rows a new column is set in, plus the changes

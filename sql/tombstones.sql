@@ -36,7 +36,9 @@ TRUNCATE items;
 SELECT pull();
 SELECT pull('newcomer');
 
--- rolled back deletes leave nothing
+-- rolled back deletes send no delete. Until VACUUM, the index entries of
+-- the record versions they wrote make the next pull send the row again, as
+-- it is (v = 1)
 INSERT INTO items VALUES ('keep', 1);
 SELECT pull() IS NOT NULL AS pulled;
 BEGIN;
@@ -45,6 +47,17 @@ ROLLBACK;
 BEGIN;
 SAVEPOINT s;
 DELETE FROM items WHERE id = 'keep';
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT pull();
+-- rolled back inserts of ids no row has: nothing, not a delete (a device
+-- would destroy a record of that id it holds)
+BEGIN;
+INSERT INTO items VALUES ('never', 1);
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+INSERT INTO items VALUES ('never-either', 1);
 ROLLBACK TO SAVEPOINT s;
 COMMIT;
 SELECT pull();
