@@ -185,7 +185,15 @@ typedef struct MetaRow
 	bool		echo;			/* the asking device pushed the row: */
 	int64		hash;			/* the hash and columns of what it has */
 	char	   *cols;
+	bool		again;			/* another version of a record read before */
 } MetaRow;
+
+/* Whether a change record's writer is visible in snapshot hi but not in lo. */
+static bool
+written_between(SyncToken *lo, SyncToken *hi, uint64 xid)
+{
+	return !sync_snap_visible(&lo->parsed, xid) && sync_snap_visible(&hi->parsed, xid);
+}
 
 /*
  * Whether the index row_meta_changes carries each record's id and origin
@@ -219,7 +227,9 @@ meta_echo(MetaRow *r, TupleTableSlot *slot, AttrNumber a_hash, AttrNumber a_cols
 /*
  * Reads the change records of a table in scope whose writer is visible in
  * snapshot hi but not in lo, into *rows (*nrows of them); returns for how
- * many ids, and stops after limit ids (0: reads all). For rows the asking
+ * many ids, and stops after limit ids (0: reads all). *found is the set of
+ * those ids when they were read from the index alone (see below), else
+ * NULL. For rows the asking
  * device pushed (origin) also the hash and columns of what it has. Without
  * SQL: one range of the index row_meta_changes (table_id, owner, xid), in
  * the snapshot a read-only query of the call reads in, compared by the
@@ -241,7 +251,7 @@ meta_echo(MetaRow *r, TupleTableSlot *slot, AttrNumber a_hash, AttrNumber a_cols
  */
 static int
 read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limit,
-		  MetaRow **rows, int *nrows, bool *covered)
+		  MetaRow **rows, int *nrows, HTAB **found)
 {
 	Relation	rel = sync_internal_open("row_meta");
 	Relation	irel = sync_internal_index(rel, "row_meta_changes", false);
@@ -297,7 +307,7 @@ read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limi
 				break;
 			xid = U64FromFullTransactionId(DatumGetFullTransactionId(slot_getattr(slot, a_xid, &isnull)));
 		}
-		if (sync_snap_visible(&lo->parsed, xid) || !sync_snap_visible(&hi->parsed, xid))
+		if (!written_between(lo, hi, xid))
 			continue;
 		if (n == cap)
 			*rows = repalloc(*rows, (cap *= 2) * sizeof(MetaRow));
@@ -307,7 +317,8 @@ read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limi
 		if (covers)
 		{
 			r->id = TextDatumGetCString(v[3]);
-			if (!sync_idset_has(ids, r->id))
+			r->again = sync_idset_has(ids, r->id);
+			if (!r->again)
 			{
 				sync_idset_add(ids, r->id);
 				nids++;
@@ -336,7 +347,7 @@ read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limi
 	index_close(irel, NoLock);
 	table_close(rel, NoLock);
 	*nrows = n;
-	*covered = covers;
+	*found = ids;
 	return nids;
 }
 
@@ -364,9 +375,8 @@ read_changes(PullTable *pt, PullCall *call, SyncToken *upto, SyncToken *newest,
 {
 	MetaRow    *rows;
 	int			n;
-	bool		covered;
-	int			nids = read_meta(pt, call, &call->prev, upto, limit > 0 ? limit + 1 : 0, &rows, &n, &covered);
-	HTAB	   *listed = covered ? sync_idset_create() : NULL;
+	HTAB	   *found;
+	int			nids = read_meta(pt, call, &call->prev, upto, limit > 0 ? limit + 1 : 0, &rows, &n, &found);
 	int			i;
 
 	if (limit > 0 && nids > limit)
@@ -377,20 +387,16 @@ read_changes(PullTable *pt, PullCall *call, SyncToken *upto, SyncToken *newest,
 			*exact_newest = false;
 		if (!rows[i].deleted)
 			note_echo(pt, &rows[i]);
-		if (listed != NULL)
-		{
-			if (sync_idset_has(listed, rows[i].id))
-				continue;		/* another version of the same record */
-			sync_idset_add(listed, rows[i].id);
-		}
+		if (rows[i].again)
+			continue;
 		if (rows[i].deleted)
 			sync_pull_append_deleted(pt, rows[i].id);
 		else
 			pt->live = lappend(pt->live, rows[i].id);
 	}
-	if (covered)
+	if (found != NULL)
 	{
-		pt->unsure = listed;
+		pt->unsure = found;
 		pt->unsure_lo = &call->prev;
 		pt->unsure_hi = upto;
 	}
@@ -418,25 +424,20 @@ keep_changed(PullTable *pt, char **ids, int n, bool *keep)
 	ScanKeyData keys[3];
 	int			i;
 
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   irel->rd_indcollation[0], F_INT4EQ, Int32GetDatum(pt->ref->desc->table_id));
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   irel->rd_indcollation[1], F_TEXTEQ, CStringGetTextDatum(pt->owner));
 	for (i = 0; i < n; i++)
 	{
 		bool		isnull;
 
-		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-							   irel->rd_indcollation[0], F_INT4EQ, Int32GetDatum(pt->ref->desc->table_id));
-		ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
-							   irel->rd_indcollation[1], F_TEXTEQ, CStringGetTextDatum(pt->owner));
 		ScanKeyEntryInitialize(&keys[2], 0, 3, BTEqualStrategyNumber, InvalidOid,
 							   irel->rd_indcollation[2], F_TEXTEQ, CStringGetTextDatum(ids[i]));
 		index_rescan(scan, keys, 3, NULL, 0);
-		keep[i] = false;
-		if (index_getnext_slot(scan, ForwardScanDirection, slot))
-		{
-			uint64		xid = U64FromFullTransactionId(DatumGetFullTransactionId(slot_getattr(slot, a_xid, &isnull)));
-
-			keep[i] = !sync_snap_visible(&pt->unsure_lo->parsed, xid) &&
-				sync_snap_visible(&pt->unsure_hi->parsed, xid);
-		}
+		keep[i] = index_getnext_slot(scan, ForwardScanDirection, slot) &&
+			written_between(pt->unsure_lo, pt->unsure_hi,
+							U64FromFullTransactionId(DatumGetFullTransactionId(slot_getattr(slot, a_xid, &isnull))));
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
@@ -491,11 +492,11 @@ full_exact_at(PullTable *pt, PullCall *call, SyncToken *newest, SyncToken *upto)
 {
 	MetaRow    *rows;
 	int			n;
-	bool		covered;
+	HTAB	   *found;
 
 	if (!sync_snap_visible(&newest->parsed, pt->ref->registered_xid) || pt->ref->replaced)
 		return false;			/* (newest may not know of the registration or the replacement) */
-	return read_meta(pt, call, newest, upto, 1, &rows, &n, &covered) == 0;
+	return read_meta(pt, call, newest, upto, 1, &rows, &n, &found) == 0;
 }
 
 /* --- migrations --- */
