@@ -18,6 +18,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "executor/executor.h"
 #include "parser/parse_coerce.h"
@@ -26,10 +27,13 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
@@ -398,6 +402,170 @@ has_record(Datum *key, Datum *owner, int *order, int n, Datum k, Datum o)
 }
 
 /*
+ * What the direct writer needs of _pg_sync.row_meta that stays the same from
+ * one statement to the next, kept for the backend's life: the table's oid
+ * and, for each of its indexes, what the executor builds when it opens them
+ * (ExecOpenIndices: BuildIndexInfo, and for a unique index the operators of
+ * a speculative insertion). Forgotten on a relcache invalidation of the
+ * table, of one of its indexes or of everything (any DDL on them, a REINDEX,
+ * an index made ready, the extension dropped or updated) and built again
+ * once the table is locked, from the index list the executor would read.
+ * The callback only marks it stale: a call under way keeps what it started
+ * with, as a statement keeps the indexes it opened.
+ */
+#define RM_MAX_INDEXES 8
+
+typedef struct WriterCache
+{
+	Oid			relid;			/* row_meta, or InvalidOid: look it up */
+	bool		built;			/* the index list below is for relid */
+	uint64		invals;			/* invalidations seen, to tell a build overtaken */
+	int			nindexes;
+	Oid			pk;
+	Oid			oids[RM_MAX_INDEXES];
+	IndexInfo  *info[RM_MAX_INDEXES];
+	bool		tombs_only[RM_MAX_INDEXES]; /* only tombstones have entries */
+	MemoryContext cxt;
+} WriterCache;
+
+static WriterCache wcache;
+
+static void
+writer_inval(Datum arg, Oid relid)
+{
+	int			i;
+	bool		hit = !OidIsValid(relid) || relid == wcache.relid;
+
+	for (i = 0; !hit && wcache.built && i < wcache.nindexes; i++)
+		hit = relid == wcache.oids[i];
+	if (hit)
+	{
+		wcache.relid = InvalidOid;
+		wcache.built = false;
+		wcache.invals++;
+	}
+}
+
+/* Whether an index's predicate is "deleted": a live record has no entry. */
+static bool
+tombstones_only(IndexInfo *ii)
+{
+	Node	   *pred;
+
+	if (list_length(ii->ii_Predicate) != 1)
+		return false;
+	pred = (Node *) linitial(ii->ii_Predicate);
+	return IsA(pred, Var) && ((Var *) pred)->varattno == RM_DELETED + 1 &&
+		((Var *) pred)->vartype == BOOLOID;
+}
+
+/* Reads the index list of row_meta, locked, into the cache. */
+static void
+writer_build(Relation rel)
+{
+	List	   *list;
+	ListCell   *lc;
+	uint64		invals = wcache.invals;
+	int			n = 0;
+
+	if (wcache.cxt == NULL)
+	{
+		wcache.cxt = AllocSetContextCreate(CacheMemoryContext, "pg_sync change-record writer",
+										   ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(writer_inval, (Datum) 0);
+	}
+	else
+		MemoryContextReset(wcache.cxt);
+	wcache.built = false;
+	list = RelationGetIndexList(rel);
+	if (list_length(list) > RM_MAX_INDEXES || !OidIsValid(rel->rd_pkindex) ||
+		RelationGetDescr(rel)->natts != RM_NATTS)
+		elog(ERROR, "pg_sync: _pg_sync.row_meta is not as the extension created it");
+	foreach(lc, list)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
+		MemoryContext old = MemoryContextSwitchTo(wcache.cxt);
+		IndexInfo  *ii = BuildIndexInfo(idx);
+
+		if (ii->ii_Unique)
+			BuildSpeculativeIndexInfo(idx, ii);
+#if PG_VERSION_NUM >= 150000
+		{
+			/*
+			 * An update changes xid and deleted only: the executor's hint of
+			 * which indexes an update leaves unchanged, set here since this
+			 * result relation has no range table entry to work it out from
+			 * (14 hints every index of an update).
+			 */
+			int			k;
+
+			ii->ii_CheckedUnchanged = true;
+			ii->ii_IndexUnchanged = true;
+			for (k = 0; k < ii->ii_NumIndexKeyAttrs; k++)
+				if (ii->ii_IndexAttrNumbers[k] == RM_XID + 1 || ii->ii_IndexAttrNumbers[k] == RM_DELETED + 1 ||
+					ii->ii_IndexAttrNumbers[k] == 0)
+					ii->ii_IndexUnchanged = false;
+		}
+#endif
+		MemoryContextSwitchTo(old);
+		wcache.oids[n] = RelationGetRelid(idx);
+		wcache.info[n] = ii;
+		wcache.tombs_only[n] = tombstones_only(ii);
+		n++;
+		index_close(idx, NoLock);
+	}
+	wcache.nindexes = n;
+	wcache.pk = rel->rd_pkindex;
+	list_free(list);
+	/* (an invalidation taken in meanwhile leaves it to be built again) */
+	if (wcache.invals == invals)
+	{
+		wcache.relid = RelationGetRelid(rel);
+		wcache.built = true;
+	}
+}
+
+/*
+ * Opens row_meta and the indexes a statement writes into, as
+ * ExecOpenIndices would (the partial index of tombstones only when the
+ * statement writes one).
+ */
+static void
+writer_open(DirectWriter *w, bool tombstones)
+{
+	Oid			relid = wcache.relid;
+	int			i,
+				n = 0;
+
+	if (!OidIsValid(relid))
+		relid = sync_internal_relid("row_meta");
+	if (!OidIsValid(relid))
+		elog(ERROR, "pg_sync: _pg_sync.row_meta is missing");
+	w->rel = table_open(relid, RowExclusiveLock);
+	if (!wcache.built || wcache.relid != relid)
+		writer_build(w->rel);
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 0, NULL, 0);
+	w->rri->ri_IndexRelationDescs = palloc(sizeof(Relation) * wcache.nindexes);
+	w->rri->ri_IndexRelationInfo = palloc(sizeof(IndexInfo *) * wcache.nindexes);
+	for (i = 0; i < wcache.nindexes; i++)
+	{
+		IndexInfo  *ii;
+
+		if (wcache.tombs_only[i] && !tombstones)
+			continue;
+		/* a copy: the executor keeps the predicate's state in it */
+		ii = palloc(sizeof(IndexInfo));
+		memcpy(ii, wcache.info[i], sizeof(IndexInfo));
+		w->rri->ri_IndexRelationDescs[n] = index_open(wcache.oids[i], RowExclusiveLock);
+		w->rri->ri_IndexRelationInfo[n] = ii;
+		n++;
+	}
+	w->rri->ri_NumIndices = n;
+	w->arbiter = list_make1_oid(wcache.pk);
+}
+
+/*
  * Records a statement's rows without SQL. False, having written nothing,
  * when it cannot (the SQL upsert then does).
  */
@@ -411,10 +579,8 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 				nold,
 				n,
 				i;
-	Oid			relid;
 	DirectWriter w;
 	FullTransactionId xid;
-	Oid			pk;
 	bool		ok = true;
 	MemoryContext cxt;
 
@@ -427,9 +593,8 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 		t->direct = t->key_conv > 0 && t->owner_conv > 0 ? 1 : -1;
 	}
 	/* (the 0.1 schema, before ALTER EXTENSION UPDATE, has other records) */
-	if (t->direct < 0 || !sync_schema_02())
+	if (t->direct < 0 || (!wcache.built && !sync_schema_02()))
 		return false;
-	relid = sync_internal_relid("row_meta");
 
 	/* the records, before anything is written */
 	nnew = event == 2 ? 0 : (int) tuplestore_tuple_count(td->tg_newtable);
@@ -470,38 +635,15 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 	CommandCounterIncrement();
 	xid = GetTopFullTransactionId();
 	memset(&w, 0, sizeof(w));
-	w.rel = table_open(relid, RowExclusiveLock);
-	RelationGetIndexList(w.rel);
-	pk = w.rel->rd_pkindex;
-	if (!OidIsValid(pk) || RelationGetDescr(w.rel)->natts != RM_NATTS)
-		elog(ERROR, "pg_sync: _pg_sync.row_meta is not as the extension created it");
 	w.estate = CreateExecutorState();
 	w.estate->es_output_cid = w.cid = GetCurrentCommandId(true);
 	w.estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-	w.rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(w.rri, w.rel, 0, NULL, 0);
-	ExecOpenIndices(w.rri, true);
-#if PG_VERSION_NUM >= 150000
-	/*
-	 * An update changes xid and deleted only: the executor's hint of which
-	 * indexes an update leaves unchanged, set here since this result
-	 * relation has no range table entry to work it out from (14 hints every
-	 * index of an update).
-	 */
-	for (i = 0; i < w.rri->ri_NumIndices; i++)
 	{
-		IndexInfo  *ii = w.rri->ri_IndexRelationInfo[i];
-		int			k;
+		MemoryContext old = MemoryContextSwitchTo(w.estate->es_query_cxt);
 
-		ii->ii_CheckedUnchanged = true;
-		ii->ii_IndexUnchanged = true;
-		for (k = 0; k < ii->ii_NumIndexKeyAttrs; k++)
-			if (ii->ii_IndexAttrNumbers[k] == RM_XID + 1 || ii->ii_IndexAttrNumbers[k] == RM_DELETED + 1 ||
-				ii->ii_IndexAttrNumbers[k] == 0)
-				ii->ii_IndexUnchanged = false;
+		writer_open(&w, event == 2 || n > nnew);
+		MemoryContextSwitchTo(old);
 	}
-#endif
-	w.arbiter = list_make1_oid(pk);
 	w.slot = ExecInitExtraTupleSlot(w.estate, RelationGetDescr(w.rel), &TTSOpsVirtual);
 	w.updated = ExecInitExtraTupleSlot(w.estate, RelationGetDescr(w.rel), &TTSOpsVirtual);
 	w.existing = ExecInitExtraTupleSlot(w.estate, RelationGetDescr(w.rel), table_slot_callbacks(w.rel));

@@ -157,11 +157,38 @@ SELECT g.xid <> h.xid AS update_rolled_back
  WHERE t.relid = 'cap_text_on'::regclass AND g.table_id = t.table_id AND h.table_id = t.table_id
    AND g.id = 'g' AND h.id = 'h';
 
+-- The indexes of the change records hold every record they should, whichever
+-- of them a statement opened (the tombstones' partial index only when the
+-- statement writes a tombstone), also when they are rebuilt between two
+-- statements of the session (the writer keeps what it read of them).
+CREATE EXTENSION amcheck;
+CREATE FUNCTION check_row_meta() RETURNS TABLE (index regclass, checked boolean)
+LANGUAGE sql AS $$
+    SELECT indexrelid::regclass, bt_index_parent_check(indexrelid, true)::text = ''
+      FROM pg_index WHERE indrelid = '_pg_sync.row_meta'::regclass ORDER BY indexrelid::regclass::text
+$$;
+BEGIN;
+INSERT INTO cap_text_on VALUES ('k', 'u1', 1);
+DELETE FROM cap_text_on WHERE id = 'k';
+INSERT INTO cap_text_on VALUES ('k', 'u1', 2);
+UPDATE cap_text_on SET owner = 'u2' WHERE id = 'i';
+COMMIT;
+REINDEX INDEX _pg_sync.row_meta_tombstones;
+DELETE FROM cap_text_on WHERE id = 'g';
+INSERT INTO cap_text_on VALUES ('l', 'u1', 1);
+REINDEX TABLE _pg_sync.row_meta;
+DELETE FROM cap_text_on WHERE id = 'l';
+UPDATE cap_text_on SET v = 9 WHERE id = 'k';
+INSERT INTO cap_text_on VALUES ('m', 'u1', 1);
+SELECT id, owner, deleted FROM records('cap_text_on') WHERE id IN ('g', 'i', 'k', 'l', 'm') ORDER BY id, owner;
+SELECT * FROM check_row_meta();
+
 -- the setting itself
 SHOW pg_sync.direct_capture;
 
 DROP TABLE cap_text_on, cap_text_off, scenario_xids, seen;
-DROP FUNCTION make_tables(text, text, text), records(text), compare(text), count_rows();
+DROP FUNCTION make_tables(text, text, text), records(text), compare(text), count_rows(), check_row_meta();
+DROP EXTENSION amcheck;
 DROP PROCEDURE run_both(text, text, text[]);
 DROP DOMAIN short_code;
 DROP TYPE mood;
