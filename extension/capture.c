@@ -418,7 +418,7 @@ has_record(Datum *key, Datum *owner, int *order, int n, Datum k, Datum o)
 typedef struct WriterCache
 {
 	Oid			relid;			/* row_meta, or InvalidOid: look it up */
-	bool		built;			/* the index list below is for relid */
+	bool		built;			/* the index list below is for relid (set with it) */
 	uint64		invals;			/* invalidations seen, to tell a build overtaken */
 	int			nindexes;
 	Oid			pk;
@@ -542,7 +542,7 @@ writer_open(DirectWriter *w, bool tombstones)
 	if (!OidIsValid(relid))
 		elog(ERROR, "pg_sync: _pg_sync.row_meta is missing");
 	w->rel = table_open(relid, RowExclusiveLock);
-	if (!wcache.built || wcache.relid != relid)
+	if (!wcache.built)
 		writer_build(w->rel);
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 0, NULL, 0);
