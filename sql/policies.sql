@@ -69,7 +69,10 @@ SELECT res(push(format($${"p_lww": {"updated": [{"id": "quiet", "body": "fast cl
                        (extract(epoch FROM now() + interval '1 hour') * 1000)::bigint)));
 SELECT body, updated_at = now() AS clamped_to_now FROM p_lww WHERE id = 'quiet';
 COMMIT;
-UPDATE p_lww SET body = 'server after', updated_at = clock_timestamp() + interval '1 second' WHERE id = 'quiet';
+-- a server edit dated half an hour ahead: the clamped timestamp (the push's
+-- now) loses to it, the client's own (an hour ahead) would have won; half an
+-- hour, not a second, so that a slow machine never reaches it first
+UPDATE p_lww SET body = 'server after', updated_at = clock_timestamp() + interval '30 minutes' WHERE id = 'quiet';
 SELECT res(push(format($${"p_lww": {"updated": [{"id": "quiet", "body": "fast again", "updated_at": %s}]}}$$,
                        (extract(epoch FROM now() + interval '1 hour') * 1000)::bigint)));
 SELECT body FROM p_lww WHERE id = 'quiet';
