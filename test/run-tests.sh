@@ -2,7 +2,9 @@
 # Runs every test of pg_sync on a fresh Debian machine: installs what is
 # missing, builds and installs the extension, starts a throwaway cluster on a
 # private socket, runs the pg_regress suite and the isolation specs, stops
-# the cluster. Also runs the convergence and push-race stress tests, the push fuzz test and
+# the cluster; runs both again against a PostgreSQL 15 built with assertions
+# (test/assert/run.sh: built once from Debian's source package, kept in
+# /var/tmp). Also runs the convergence and push-race stress tests, the push fuzz test and
 # the end-to-end suite (real WatermelonDB clients through the edge function,
 # with clusters of their own), the backend memory test, the HTTP tests of
 # the edge function, the browser test of the demo app, the scale tests (a
@@ -45,6 +47,15 @@ while read -r line; do
 done < installcheck.log
 rm -f installcheck.log
 [ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+
+echo "== the pg_regress suite and the isolation specs against an assert-enabled PostgreSQL 15 (built once from Debian's source package)"
+bash test/assert/run.sh 2>&1 | tee assert.log
+as_status=${PIPESTATUS[0]}
+as_pass=$(sed -n 's/^assert build: \([0-9]*\) passed, [0-9]* failed$/\1/p' assert.log | tail -1)
+as_fail=$(sed -n 's/^assert build: [0-9]* passed, \([0-9]*\) failed$/\1/p' assert.log | tail -1)
+rm -f assert.log
+passed=$((passed + ${as_pass:-0})); failed=$((failed + ${as_fail:-0}))
+if [ "$as_status" -ne 0 ]; then status=1; [ "${as_fail:-0}" -eq 0 ] && failed=$((failed + 1)); fi
 
 echo "== convergence stress (writers committing out of order, a long writer, 4 pulling clients)"
 if DURATION=${STRESS_SECONDS:-15} bash test/stress/run.sh 2>&1 | grep -v NOTICE; then
