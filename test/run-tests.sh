@@ -14,6 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 . "$root/test/ensure-deps.sh"
+. "$root/test/suite-lib.sh"
 ensure_deps || exit 1
 ensure_test_deps || exit 1
 
@@ -31,31 +32,11 @@ trap cleanup EXIT
 eval "$("$root/test/cluster.sh" start "$dir" "$port")" || exit 1
 
 echo "== pg_regress and isolation suites"
-rm -rf results output_iso regression.diffs
-make installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config 2>&1 | tee installcheck.log
-status=${PIPESTATUS[0]}
-for f in regression.diffs output_iso/regression.diffs; do
-  [ -s "$f" ] && { echo "== $f"; cat "$f"; }
-done
+passed=0; failed=0; status=0
+installcheck_counted "$root" /usr/lib/postgresql/15/bin/pg_config || status=1
 
-passed=0; failed=0
-while read -r line; do
-  if [[ $line =~ All\ ([0-9]+)\ tests\ passed ]]; then passed=$((passed + BASH_REMATCH[1]))
-  elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
-    failed=$((failed + BASH_REMATCH[1])); passed=$((passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
-  fi
-done < installcheck.log
-rm -f installcheck.log
-[ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
-
-echo "== the pg_regress suite and the isolation specs against an assert-enabled PostgreSQL 15 (built once from Debian's source package)"
-bash test/assert/run.sh 2>&1 | tee assert.log
-as_status=${PIPESTATUS[0]}
-as_pass=$(sed -n 's/^assert build: \([0-9]*\) passed, [0-9]* failed$/\1/p' assert.log | tail -1)
-as_fail=$(sed -n 's/^assert build: [0-9]* passed, \([0-9]*\) failed$/\1/p' assert.log | tail -1)
-rm -f assert.log
-passed=$((passed + ${as_pass:-0})); failed=$((failed + ${as_fail:-0}))
-if [ "$as_status" -ne 0 ]; then status=1; [ "${as_fail:-0}" -eq 0 ] && failed=$((failed + 1)); fi
+run_suite "the pg_regress suite and the isolation specs against an assert-enabled PostgreSQL 15 (built once from Debian's source package)" \
+  "assert build" bash test/assert/run.sh
 
 echo "== convergence stress (writers committing out of order, a long writer, 4 pulling clients)"
 if DURATION=${STRESS_SECONDS:-15} bash test/stress/run.sh 2>&1 | grep -v NOTICE; then
@@ -88,41 +69,11 @@ else
   failed=$((failed + 1)); echo "fuzz ... FAILED"; status=1
 fi
 
-echo "== end-to-end: WatermelonDB clients through the edge function"
-bash test/e2e/run.sh 2>&1 | tee e2e.log
-e2e_status=${PIPESTATUS[0]}
-e2e_pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' e2e.log | tail -1)
-e2e_fail=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' e2e.log | tail -1)
-rm -f e2e.log
-passed=$((passed + ${e2e_pass:-0})); failed=$((failed + ${e2e_fail:-0}))
-if [ "$e2e_status" -ne 0 ]; then
-  status=1; [ "${e2e_fail:-0}" -eq 0 ] && failed=$((failed + 1))
-fi
-
-# suites that report like node's test runner ("# pass N" / "# fail N")
-run_tap_suite() { # TITLE COMMAND...
-  echo "== $1"; shift
-  "$@" 2>&1 | tee suite.log
-  local st=${PIPESTATUS[0]} p f
-  p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' suite.log | tail -1)
-  f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' suite.log | tail -1)
-  rm -f suite.log
-  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
-  if [ "$st" -ne 0 ]; then status=1; [ "${f:-0}" -eq 0 ] && failed=$((failed + 1)); fi
-  return 0
-}
-run_tap_suite "HTTP tests of the edge function" bash test/http/run.sh
-run_tap_suite "browser test of the demo app (headless Chromium)" bash test/browser/run.sh
-run_tap_suite "scale: a hot standby behind the edge function, PgBouncer (the end-to-end suite through it)" bash test/scale/run.sh
-
-echo "== make run: shell tests (as a new user meets it)"
-PGSYNC_SKIP_BUILD=1 bash test/make-run/run.sh 2>&1 | tee make-run.log
-mr_status=${PIPESTATUS[0]}
-mr_pass=$(sed -n 's/^make-run: \([0-9]*\) passed, [0-9]* failed$/\1/p' make-run.log | tail -1)
-mr_fail=$(sed -n 's/^make-run: [0-9]* passed, \([0-9]*\) failed$/\1/p' make-run.log | tail -1)
-rm -f make-run.log
-passed=$((passed + ${mr_pass:-0})); failed=$((failed + ${mr_fail:-0}))
-if [ "$mr_status" -ne 0 ]; then status=1; [ "${mr_fail:-0}" -eq 0 ] && failed=$((failed + 1)); fi
+run_suite "end-to-end: WatermelonDB clients through the edge function" tap bash test/e2e/run.sh
+run_suite "HTTP tests of the edge function" tap bash test/http/run.sh
+run_suite "browser test of the demo app (headless Chromium)" tap bash test/browser/run.sh
+run_suite "scale: a hot standby behind the edge function, PgBouncer (the end-to-end suite through it)" tap bash test/scale/run.sh
+run_suite "make run: shell tests (as a new user meets it)" make-run env PGSYNC_SKIP_BUILD=1 bash test/make-run/run.sh
 
 # a backend that died of a signal restarted the whole server: a failure,
 # whatever the suites that ran on this cluster said

@@ -35,6 +35,7 @@ root=$(cd "$here/../.." && pwd)
 dir=${PGSYNC_ASSERT_DIR:-/var/tmp/pg_sync-pg15-assert}
 port=${PGSYNC_ASSERT_PORT:-55461}
 prefix=$dir/install
+. "$root/test/suite-lib.sh"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 fail() { echo "assert build: $*" >&2; echo "assert build: 0 passed, 1 failed"; exit 1; }
 
@@ -135,19 +136,8 @@ fi
 args=()
 [ -n "${REGRESS+x}" ] && args+=("REGRESS=$REGRESS")
 [ -n "${ISOLATION+x}" ] && args+=("ISOLATION=$ISOLATION")
-(cd "$tree" && make installcheck PG_CONFIG="$pgc" "${args[@]}") 2>&1 | tee "$work/installcheck.log"
-status=${PIPESTATUS[0]}
-for f in "$tree/regression.diffs" "$tree/output_iso/regression.diffs"; do
-  [ -s "$f" ] && { echo "== $f"; cat "$f"; }
-done
 passed=0; failed=0
-while read -r line; do
-  if [[ $line =~ All\ ([0-9]+)\ tests\ passed ]]; then passed=$((passed + BASH_REMATCH[1]))
-  elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
-    failed=$((failed + BASH_REMATCH[1])); passed=$((passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
-  fi
-done <"$work/installcheck.log"
-[ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+installcheck_counted "$tree" "$pgc" "${args[@]}"
 
 if grep -qE "TRAP:|terminated by signal" "$log"; then
   echo "== the server log shows an assertion failure or a crash:"

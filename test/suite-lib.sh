@@ -1,0 +1,48 @@
+# Sourced by test/run-tests.sh and test/assert/run.sh: running suites and
+# adding up what they report into the caller's passed, failed and status.
+
+# pg_regress suite and isolation specs of the tree DIR, built against
+# PG_CONFIG, on the server of PGHOST/PGPORT; prints regression.diffs. Returns
+# non-zero when make installcheck failed (one failure counted if pg_regress
+# reported none).
+installcheck_counted() { # DIR PG_CONFIG [make variables...]
+  local dir=$1 pgc=$2 st line f p=0 fl=0
+  shift 2
+  rm -rf "$dir/results" "$dir/output_iso" "$dir/regression.diffs"
+  (cd "$dir" && make installcheck PG_CONFIG="$pgc" "$@") 2>&1 | tee "$dir/installcheck.log"
+  st=${PIPESTATUS[0]}
+  for f in "$dir/regression.diffs" "$dir/output_iso/regression.diffs"; do
+    [ -s "$f" ] && { echo "== $f"; cat "$f"; }
+  done
+  while read -r line; do
+    if [[ $line =~ All\ ([0-9]+)\ tests\ passed ]]; then p=$((p + BASH_REMATCH[1]))
+    elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
+      fl=$((fl + BASH_REMATCH[1])); p=$((p + BASH_REMATCH[2] - BASH_REMATCH[1]))
+    fi
+  done <"$dir/installcheck.log"
+  rm -f "$dir/installcheck.log"
+  [ "$st" -ne 0 ] && [ "$fl" -eq 0 ] && fl=1
+  passed=$((passed + p)); failed=$((failed + fl))
+  [ "$st" -eq 0 ]
+}
+
+# A suite that reports its counts last: FORMAT "tap" for node's test runner
+# ("# pass N" / "# fail N"), else "FORMAT: N passed, N failed". A non-zero
+# exit sets status and counts one failure if the suite reported none.
+run_suite() { # TITLE FORMAT COMMAND...
+  local format=$2 st p f
+  echo "== $1"; shift 2
+  "$@" 2>&1 | tee suite.log
+  st=${PIPESTATUS[0]}
+  if [ "$format" = tap ]; then
+    p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' suite.log | tail -1)
+    f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' suite.log | tail -1)
+  else
+    p=$(sed -n "s/^$format: \([0-9]*\) passed, [0-9]* failed\$/\1/p" suite.log | tail -1)
+    f=$(sed -n "s/^$format: [0-9]* passed, \([0-9]*\) failed\$/\1/p" suite.log | tail -1)
+  fi
+  rm -f suite.log
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+  if [ "$st" -ne 0 ]; then status=1; [ "${f:-0}" -eq 0 ] && failed=$((failed + 1)); fi
+  return 0
+}
