@@ -242,7 +242,7 @@ direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 		 * check would; after a conflict the check comes first, as in ExecInsert.
 		 */
 		if (!precheck ||
-			ExecCheckIndexConstraints(w->rri, slot, w->estate, &conflict, w->arbiter))
+			sync_check_index_constraints(w->rri, slot, w->estate, &conflict, w->arbiter))
 		{
 			/* no record yet: insert one, speculatively */
 			uint32		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());

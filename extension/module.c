@@ -115,8 +115,7 @@ sync_schema_02(void)
 }
 
 /* Raises the error of a database without the extension's schema. */
-static void
-pg_attribute_noreturn()
+SYNC_NORETURN static void
 not_installed(void)
 {
 	ereport(ERROR,
@@ -165,7 +164,7 @@ sync_internal_index(Relation heap, const char *name, bool missing_ok)
 
 	for (tries = 0;; tries++)
 	{
-		Oid			idx = name ? sync_internal_relid(name) : RelationGetPrimaryKeyIndex(heap);
+		Oid			idx = name ? sync_internal_relid(name) : sync_primary_key_index(heap);
 		Relation	irel;
 
 		if (!OidIsValid(idx))

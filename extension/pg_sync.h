@@ -16,6 +16,17 @@
 #include "nodes/pg_list.h"
 #include "storage/lockdefs.h"
 
+/*
+ * Marks a function that does not return. PostgreSQL 18 replaced
+ * pg_attribute_noreturn(), written after a declaration, with pg_noreturn,
+ * written before it; this one goes before.
+ */
+#if PG_VERSION_NUM >= 180000
+#define SYNC_NORETURN pg_noreturn
+#else
+#define SYNC_NORETURN pg_attribute_noreturn()
+#endif
+
 /* SQLSTATEs of our own (class SY) */
 #define ERRCODE_SYNC_CONFLICT		MAKE_SQLSTATE('S','Y','0','0','1')
 #define ERRCODE_SYNC_TOKEN_EXPIRED	MAKE_SQLSTATE('S','Y','0','0','2')
@@ -52,6 +63,25 @@
 #else
 #define SYNC_JSON_ACTION void
 #define SYNC_JSON_DONE return
+#endif
+
+/*
+ * Calls whose arguments PostgreSQL 18 extended: an index scan's statistics
+ * (none here), whether a deferrable primary key counts (it does not, as
+ * before 18), the updated row's tid for an exclusion check (none: inserts).
+ */
+#if PG_VERSION_NUM >= 180000
+#define sync_index_beginscan(heap, index, snap, nkeys) \
+	index_beginscan((heap), (index), (snap), NULL, (nkeys), 0)
+#define sync_primary_key_index(rel) RelationGetPrimaryKeyIndex((rel), false)
+#define sync_check_index_constraints(rri, slot, estate, conflict, arbiters) \
+	ExecCheckIndexConstraints((rri), (slot), (estate), (conflict), NULL, (arbiters))
+#else
+#define sync_index_beginscan(heap, index, snap, nkeys) \
+	index_beginscan((heap), (index), (snap), (nkeys), 0)
+#define sync_primary_key_index(rel) RelationGetPrimaryKeyIndex(rel)
+#define sync_check_index_constraints(rri, slot, estate, conflict, arbiters) \
+	ExecCheckIndexConstraints((rri), (slot), (estate), (conflict), (arbiters))
 #endif
 
 /* longest record id (and user id) accepted, in bytes */
@@ -356,7 +386,7 @@ extern void sync_ledger_store(SyncDevice *dev, const char *push_id, const char *
 
 /* auth.c */
 extern char *sync_current_user_id(const char *explicit_user);
-extern void sync_no_user(const char *table) pg_attribute_noreturn();
+SYNC_NORETURN extern void sync_no_user(const char *table);
 extern char *sync_owner_text(SyncTable *t, const char *user);
 
 /* encode.c */
@@ -509,7 +539,7 @@ extern void sync_push_lock(PushTable *pt, SyncToken *tok);
 extern void sync_push_write(PushTable *pt);
 extern void sync_push_reject_all(PushTable *pt);
 extern void sync_mark_changed(SyncTable *t, const char *scope, char **ids, bool *gone, int n);
-extern void sync_conflict_error(SyncTable *t, const char *id) pg_attribute_noreturn();
+SYNC_NORETURN extern void sync_conflict_error(SyncTable *t, const char *id);
 
 /* policy.c */
 extern bool sync_policy_reads_rows(SyncTable *t);

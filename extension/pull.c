@@ -283,7 +283,7 @@ read_meta(PullTable *pt, PullCall *call, SyncToken *lo, SyncToken *hi, long limi
 						   FullTransactionIdGetDatum(FullTransactionIdFromU64(hi->parsed.xmax)));
 	*rows = palloc(cap * sizeof(MetaRow));
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, irel, GetActiveSnapshot(), 4, 0);
+	scan = sync_index_beginscan(rel, irel, GetActiveSnapshot(), 4);
 	scan->xs_want_itup = covers;
 	index_rescan(scan, keys, 4, NULL, 0);
 	while (limit <= 0 || nids < limit)
@@ -420,7 +420,7 @@ keep_changed(PullTable *pt, char **ids, int n, bool *keep)
 	Relation	irel = sync_internal_index(rel, NULL, false);
 	AttrNumber	a_xid = sync_internal_attnum(rel, "xid", false);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	IndexScanDesc scan = index_beginscan(rel, irel, GetActiveSnapshot(), 3, 0);
+	IndexScanDesc scan = sync_index_beginscan(rel, irel, GetActiveSnapshot(), 3);
 	ScanKeyData keys[3];
 	int			i;
 

@@ -331,7 +331,7 @@ build_desc(SyncRegistration *reg)
 	 * registration of 0.1, not updated yet, knows only the primary key.)
 	 */
 	pkattnum = pklead = InvalidAttrNumber;
-	pkindex = RelationGetPrimaryKeyIndex(rel);
+	pkindex = sync_primary_key_index(rel);
 	if (OidIsValid(pkindex))
 	{
 		HeapTuple	itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkindex));
