@@ -452,8 +452,24 @@ on_scalar(void *state, char *token, JsonTokenType type)
 }
 
 /*
+ * Whether the JSON parser refused an escape the database's encoding cannot
+ * hold. From 17 on the parser reports that itself; before, the conversion
+ * raised 22P05 inside it. Either way the caller sees 22P05.
+ */
+static bool
+sync_json_untranslatable(JsonParseErrorType err)
+{
+#if PG_VERSION_NUM >= 170000
+	return err == JSON_UNICODE_UNTRANSLATABLE;
+#else
+	return false;
+#endif
+}
+
+/*
  * Parses and checks a changes document. Malformed JSON is SQLSTATE 22P02,
- * a wrong shape 22023 naming the place, too many records 54000.
+ * a character the database's encoding cannot hold 22P05, a wrong shape
+ * 22023 naming the place, too many records 54000.
  */
 SyncChanges *
 sync_decode_changes(const char *text, size_t len)
@@ -490,7 +506,8 @@ sync_decode_changes(const char *text, size_t len)
 	err = pg_parse_json(lex, &sem);
 	if (err != JSON_SUCCESS)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				(errcode(sync_json_untranslatable(err) ? ERRCODE_UNTRANSLATABLE_CHARACTER :
+						 ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid changes document: %s", json_errdetail(err, lex)),
 				 errdetail("At line %d.", lex->line_number)));
 	return st.out;

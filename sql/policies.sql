@@ -83,7 +83,8 @@ SELECT res(push(format($${"p_lww": {"updated": [{"id": "quiet", "body": "skew al
                        (extract(epoch FROM now() + interval '1 hour') * 1000)::bigint)));
 SELECT body, updated_at > now() + interval '59 minutes' AS kept_future FROM p_lww WHERE id = 'quiet';
 RESET pg_sync.max_clock_skew;
-SELECT err($$SET pg_sync.max_clock_skew = '-1s'$$);
+-- (PostgreSQL 17 also names the unit of the range's ends: left out here)
+SELECT regexp_replace(err($$SET pg_sync.max_clock_skew = '-1s'$$), ' ms(\)| \.\.)', '\1', 'g') AS err;
 -- crossings: an update of a row the server deleted stays deleted; a delete of
 -- a row the server changed keeps the row
 INSERT INTO p_lww VALUES ('gone', 'server', '2026-01-01 10:00+00'), ('kept', 'server', '2026-01-01 10:00+00');
