@@ -570,8 +570,7 @@ run_write(WriteBatch *b)
 	{
 		SPITupleTable *all = NULL;
 		uint64		nall = 0;
-		int			g,
-					kept = 0;
+		int			g;
 
 		for (g = 0; g < b->n; g++)
 		{
@@ -586,7 +585,6 @@ run_write(WriteBatch *b)
 				b->recs[g]->error = one->message;
 				continue;
 			}
-			kept++;
 			/* collect RETURNING rows of the records that stayed */
 			if (SPI_tuptable && SPI_processed > 0)
 			{
