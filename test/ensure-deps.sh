@@ -19,9 +19,11 @@ ensure_deps() {
   fi
 }
 # the browser test's Chromium (Debian's; playwright-core drives it, no browser
-# download) and PgBouncer for the scale tests
+# download), PgBouncer for the scale tests, debootstrap for the tests on
+# other major versions
 ensure_test_deps() {
   local need=()
+  command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
   [ ${#need[@]} -eq 0 ] && return 0

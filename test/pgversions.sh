@@ -2,9 +2,10 @@
 # Compiles every extension/*.c against the server headers of several
 # PostgreSQL major versions and fails on any warning or error.
 #
-# The extension is built and tested against the installed PostgreSQL 15; this
-# checks that it also compiles cleanly against 14, 16 and 17, whose servers
-# are not installed. It is not part of CI: it needs configured source trees.
+# The extension is built and tested against the installed PostgreSQL 15, and
+# against Debian's 17 and 18 by test/versions/run.sh; this checks that it
+# also compiles cleanly against versions no Debian release ships (14, 16).
+# It is not part of CI: it needs configured source trees.
 #
 # Preparing a tree, for each version N (14, 15, 16, 17):
 #   git archive REL_N_STABLE (of PostgreSQL's git repository) into a folder

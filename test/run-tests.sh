@@ -4,12 +4,14 @@
 # private socket, runs the pg_regress suite and the isolation specs, stops
 # the cluster; runs both again against a PostgreSQL 15 built with assertions
 # (test/assert/run.sh: built once from Debian's source package, kept in
-# /var/tmp). Also runs the convergence and push-race stress tests, the push fuzz test and
-# the end-to-end suite (real WatermelonDB clients through the edge function,
-# with clusters of their own), the backend memory test, the HTTP tests of
-# the edge function, the browser test of the demo app, the scale tests (a
-# hot standby, PgBouncer) and the make run shell tests. Exits non-zero on any failure and prints
-# regression.diffs.
+# /var/tmp) and on PostgreSQL 17 and 18 (test/versions/run.sh: Debian's
+# packages of them in Debian roots of trixie and sid, kept in /var/tmp).
+# Also runs the convergence and push-race stress tests, the push fuzz test
+# and the end-to-end suite (real WatermelonDB clients through the edge
+# function, with clusters of their own), the backend memory test, the HTTP
+# tests of the edge function, the browser test of the demo app, the scale
+# tests (a hot standby, PgBouncer) and the make run shell tests. Exits
+# non-zero on any failure and prints regression.diffs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -37,6 +39,8 @@ installcheck_counted "$root" /usr/lib/postgresql/15/bin/pg_config || status=1
 
 run_suite "the pg_regress suite and the isolation specs against an assert-enabled PostgreSQL 15 (built once from Debian's source package)" \
   "assert build" bash test/assert/run.sh
+run_suite "the pg_regress suite and the isolation specs on PostgreSQL 17 and 18 (Debian's packages, in Debian roots made with debootstrap)" \
+  "other versions" $SUDO bash test/versions/run.sh
 
 echo "== convergence stress (writers committing out of order, a long writer, 4 pulling clients)"
 if DURATION=${STRESS_SECONDS:-15} bash test/stress/run.sh 2>&1 | grep -v NOTICE; then
