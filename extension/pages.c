@@ -151,6 +151,7 @@ new_page(PullCall *call, Walk *w, const char *tables)
 	int64		id;
 
 	sync_owner_enter(&owner_ctx);
+	sync_token_check_timeline();
 	if (insert_plan == NULL)
 	{
 		Oid			types[9] = {TEXTOID, TEXTOID, INT8OID, PG_SNAPSHOTOID, PG_SNAPSHOTOID,

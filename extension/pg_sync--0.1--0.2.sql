@@ -9,6 +9,13 @@ UPDATE _pg_sync.state s
    SET pruned_max = coalesce((SELECT max(c.id) FROM _pg_sync.checkpoints c), s.lineage_start - 1);
 ALTER TABLE _pg_sync.state ALTER COLUMN pruned_max SET NOT NULL;
 
+-- The WAL timeline checkpoint ids are handed out on (the first eight hex
+-- digits of a WAL file's name): on a new one, after a promotion, they move
+-- past any the old timeline can have handed out.
+ALTER TABLE _pg_sync.state ADD COLUMN timeline bigint;
+UPDATE _pg_sync.state
+   SET timeline = ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint;
+
 -- Registrations follow their key and owner columns by number (a rename keeps
 -- them). 0.1 took the key to be the current primary key and the owner
 -- column by name: the columns found that way now.

@@ -7,12 +7,15 @@ CREATE SCHEMA _pg_sync;
 REVOKE ALL ON SCHEMA _pg_sync FROM PUBLIC;
 
 -- One row: the first checkpoint id of this database (tokens below it were
--- never issued here) and the highest checkpoint id sync_prune removed (a
--- missing token up to it has expired).
+-- never issued here), the highest checkpoint id sync_prune removed (a
+-- missing token up to it has expired), and the WAL timeline checkpoint ids
+-- were last handed out on (on a new one, after a promotion, they move past
+-- any the old timeline can have handed out: see token.c).
 CREATE TABLE _pg_sync.state (
     singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     lineage_start bigint NOT NULL,
-    pruned_max    bigint NOT NULL
+    pruned_max    bigint NOT NULL,
+    timeline      bigint
 );
 
 -- Checkpoints: a token is the id of one. Its snapshot says which
@@ -34,7 +37,9 @@ DECLARE
 BEGIN
     EXECUTE format('ALTER SEQUENCE _pg_sync.checkpoint_id MINVALUE %s MAXVALUE 9007199254740991 START %s RESTART %s',
                    start, start, start);
-    INSERT INTO _pg_sync.state (lineage_start, pruned_max) VALUES (start, start - 1);
+    INSERT INTO _pg_sync.state (lineage_start, pruned_max, timeline)
+        VALUES (start, start - 1,
+                ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint);
     INSERT INTO _pg_sync.checkpoints (id, snap)
         VALUES (nextval('_pg_sync.checkpoint_id'), pg_current_snapshot());
 END

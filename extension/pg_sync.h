@@ -40,6 +40,9 @@
  * taken for one not replayed or not visible yet */
 #define SYNC_TOKEN_LOOKAHEAD	INT64CONST(1000000)
 
+/* how far checkpoint ids move on a new WAL timeline (token.c) */
+#define SYNC_TIMELINE_JUMP	(INT64CONST(1) << 30)
+
 /* largest token a JavaScript client can hold exactly */
 #define SYNC_MAX_TOKEN	((int64) 9007199254740991)	/* 2^53 - 1 */
 
@@ -365,6 +368,7 @@ extern bool sync_token_current(SyncToken *out);
 extern bool sync_token_newest(SyncToken *out);
 extern bool sync_token_can_record(void);
 extern void sync_token_record(SyncToken *tok);
+extern void sync_token_check_timeline(void);
 
 /* devices.c: a device named by a call (client_id), as it was when the call began */
 typedef struct SyncDevice

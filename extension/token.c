@@ -34,6 +34,13 @@
 
 static SPIPlanPtr bounds_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr timeline_read_plan = NULL;
+static SPIPlanPtr timeline_lock_plan = NULL;
+static SPIPlanPtr timeline_set_plan = NULL;
+static SPIPlanPtr timeline_jump_plan = NULL;
+
+/* the WAL timeline this backend last found in _pg_sync.state (0: none yet) */
+static TimeLineID timeline_checked = 0;
 
 PG_FUNCTION_INFO_V1(sync_checkpoint);
 PG_FUNCTION_INFO_V1(sync_oldest_xmin);
@@ -421,6 +428,101 @@ sync_token_can_record(void)
 	return !RecoveryInProgress() && !XactReadOnly;
 }
 
+/* the timeline of this server's WAL; only on a primary (see sync_token_can_record) */
+static TimeLineID
+wal_timeline(void)
+{
+#if PG_VERSION_NUM >= 150000
+	return GetWALInsertionTimeLine();
+#else
+	(void) RecoveryInProgress();	/* sets ThisTimeLineID once recovery is over */
+	return ThisTimeLineID;
+#endif
+}
+
+/* _pg_sync.state's timeline (false when it has none), by a prepared plan */
+static bool
+read_state_timeline(SPIPlanPtr plan, bool read_only, int64 *out)
+{
+	int			rc;
+	bool		isnull = true;
+
+	rc = SPI_execute_plan(plan, NULL, NULL, read_only, 1);
+	sync_check_spi(rc, SPI_OK_SELECT, "reading the timeline of the checkpoints");
+	if (SPI_processed == 1)
+		*out = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return !isnull;
+}
+
+/*
+ * Called before an id of the checkpoint sequence is handed out (a checkpoint,
+ * a page token). As the owner, inside SPI.
+ *
+ * An id must never be handed out twice: a client holding a token whose id
+ * later names another checkpoint would be answered from that one's snapshot
+ * and skip what committed in between. A standby promoted to primary (a
+ * failover, the end of a point-in-time recovery) may not have received the
+ * WAL of the last ids its old primary handed out, and its sequence would hand
+ * them out again. Promotion starts a new WAL timeline; the first id handed out
+ * on one moves the sequence SYNC_TIMELINE_JUMP past where it stands, beyond
+ * any id the old timeline can have handed out unreplicated. A token of those
+ * then names no checkpoint, is above every pruned id, and is refused as never
+ * issued (SY003: the client resyncs, as it must after losing writes).
+ *
+ * Once per backend and timeline this is one unlocked read of the state row;
+ * only on a new timeline is the row locked, so that one caller moves the
+ * sequence and records the timeline.
+ */
+void
+sync_token_check_timeline(void)
+{
+	TimeLineID	tli;
+	int64		old;
+	bool		had;
+	Datum		arg[1];
+	int			rc;
+
+	if (RecoveryInProgress())
+		return;					/* nothing is handed out on a standby */
+	tli = wal_timeline();
+	if (tli == timeline_checked || !sync_schema_02())
+		return;					/* (an 0.1 schema, not updated yet, has no timeline) */
+	if (timeline_read_plan == NULL)
+	{
+		Oid			types[1] = {INT8OID};
+
+		timeline_read_plan = sync_prepare("SELECT timeline FROM _pg_sync.state", 0, NULL);
+		timeline_lock_plan = sync_prepare("SELECT timeline FROM _pg_sync.state FOR UPDATE", 0, NULL);
+		timeline_set_plan = sync_prepare("UPDATE _pg_sync.state SET timeline = $1", 1, types);
+		timeline_jump_plan = sync_prepare(
+			"SELECT pg_catalog.setval('_pg_sync.checkpoint_id',"
+			" pg_catalog.nextval('_pg_sync.checkpoint_id') OPERATOR(pg_catalog.+) $1)", 1, types);
+	}
+	if (read_state_timeline(timeline_read_plan, true, &old) && old == (int64) tli)
+	{
+		timeline_checked = tli;
+		return;
+	}
+	/* a new timeline (or none recorded): one caller at a time */
+	had = read_state_timeline(timeline_lock_plan, false, &old);
+	if (!(had && old == (int64) tli))
+	{
+		if (had)
+		{
+			arg[0] = Int64GetDatum(SYNC_TIMELINE_JUMP);
+			rc = SPI_execute_plan(timeline_jump_plan, arg, NULL, false, 1);
+			sync_check_spi(rc, SPI_OK_SELECT, "moving the checkpoint ids past the old timeline's");
+			ereport(LOG,
+					(errmsg("pg_sync: WAL timeline %u follows %u: checkpoint ids now start above any the old timeline can have handed out",
+							tli, (TimeLineID) old)));
+		}
+		arg[0] = Int64GetDatum((int64) tli);
+		rc = SPI_execute_plan(timeline_set_plan, arg, NULL, false, 0);
+		sync_check_spi(rc, SPI_OK_UPDATE, "recording the timeline of the checkpoints");
+	}
+	timeline_checked = tli;
+}
+
 /* Records an unrecorded token's snapshot as a new checkpoint and sets its id. */
 void
 sync_token_record(SyncToken *tok)
@@ -428,6 +530,8 @@ sync_token_record(SyncToken *tok)
 	Datum		args[1];
 	int			rc;
 	bool		isnull;
+
+	sync_token_check_timeline();
 
 	if (insert_plan == NULL)
 	{

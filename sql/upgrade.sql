@@ -37,6 +37,8 @@ GRANT EXECUTE ON FUNCTION sync_prune(interval) TO regress_upgrade_app;
 
 ALTER EXTENSION pg_sync UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'pg_sync';
+-- the update records the WAL timeline checkpoint ids are handed out on
+SELECT s.timeline = c.timeline_id AS timeline_recorded FROM _pg_sync.state s, pg_control_checkpoint() c;
 SELECT p.proname, has_function_privilege('regress_upgrade_app', p.oid, 'EXECUTE') AS app,
        has_function_privilege('public', p.oid, 'EXECUTE') AS public
   FROM pg_proc p WHERE p.proname IN ('sync_pull', 'sync_push', 'sync_prune', 'sync_checkpoint')
