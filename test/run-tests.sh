@@ -6,7 +6,8 @@
 # (test/assert/run.sh: built once from Debian's source package, kept in
 # /var/tmp) and on PostgreSQL 17 and 18 (test/versions/run.sh: Debian's
 # packages of them in Debian roots of trixie and sid, kept in /var/tmp).
-# Also runs the convergence and push-race stress tests, the push fuzz test
+# Also runs the convergence and push-race stress tests, the failover test
+# (checkpoint ids on a promoted standby), the push fuzz test
 # and the end-to-end suite (real WatermelonDB clients through the edge
 # function, with clusters of their own), the backend memory test, the HTTP
 # tests of the edge function, the browser test of the demo app, the scale
@@ -54,6 +55,8 @@ if DURATION=${STRESS_SECONDS:-15} bash test/stress/push_race/run.sh 2>&1 | grep 
 else
   failed=$((failed + 1)); echo "push races ... FAILED"; status=1
 fi
+run_suite "failover: checkpoint ids on a promoted standby (a primary and a streaming standby of their own)" \
+  "failover" bash test/failover/run.sh
 echo "== crash safety (kill -9 mid-push, immediate shutdown under load; a cluster of its own)"
 if bash test/crash/run.sh 2>&1 | grep -v NOTICE; then
   passed=$((passed + 1)); echo "crash safety ... ok"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The pg_regress suite, the isolation specs and the two stress tests against
-# other major versions of PostgreSQL than the machine's 15: Debian's own packages of them,
-# installed in a Debian root of the release that ships them, made with
-# debootstrap (17: trixie, 18: sid). pg_sync is built there with PGXS as a
-# user of that release builds it (warnings fail the run), installed, and
-# tested on a cluster of its own. PostgreSQL 14 and 16 are in no Debian
-# release the mirror serves; test/pgversions.sh compiles against source
-# trees of those.
+# The pg_regress suite, the isolation specs, the two stress tests and the
+# failover test against other major versions of PostgreSQL than the
+# machine's 15: Debian's own packages of them, installed in a Debian root of
+# the release that ships them, made with debootstrap (17: trixie, 18: sid).
+# pg_sync is built there with PGXS as a user of that release builds it
+# (warnings fail the run), installed, and tested on a cluster of its own.
+# PostgreSQL 14 and 16 are in no Debian release the mirror serves;
+# test/pgversions.sh compiles against source trees of those.
 #
 #   sudo bash test/versions/run.sh [MAJOR...]     (default: 17 18)
 #
@@ -60,6 +60,12 @@ if [ "${1:-}" = --inside ]; then
       fi
     done
   fi
+  echo "== test/failover/run.sh"
+  PGSYNC_FAILOVER_PORT=$((56300 + 2 * (major - 14))) bash test/failover/run.sh | tee failover.log
+  p=$(sed -n 's/^failover: \([0-9]*\) passed, [0-9]* failed$/\1/p' failover.log)
+  f=$(sed -n 's/^failover: [0-9]* passed, \([0-9]*\) failed$/\1/p' failover.log)
+  [ -n "$p$f" ] || f=1
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
   bash test/cluster.sh stop "$cluster" >/dev/null 2>&1
   if grep -qE "TRAP:|terminated by signal|was terminated by exception" "$cluster/server.log"; then
     echo "== the server log shows a crash:"
