@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The pg_regress suite, the isolation specs, the two stress tests and the
-# failover test against other major versions of PostgreSQL than the
-# machine's 15: Debian's own packages of them, installed in a Debian root of
-# the release that ships them, made with debootstrap (17: trixie, 18: sid).
-# pg_sync is built there with PGXS as a user of that release builds it
-# (warnings fail the run), installed, and tested on a cluster of its own.
+# The pg_regress suite, the isolation specs, the two stress tests, the crash
+# test and the failover test against other major versions of PostgreSQL
+# than the machine's 15: Debian's own packages of them, installed in a
+# Debian root of the release that ships them, made with debootstrap (17:
+# trixie, 18: sid). pg_sync is built there with PGXS as a user of that
+# release builds it (warnings fail the run), installed, and tested on a
+# cluster of its own.
 # PostgreSQL 14 and 16 are in no Debian release the mirror serves;
 # test/pgversions.sh compiles against source trees of those.
 #
@@ -59,6 +60,12 @@ if [ "${1:-}" = --inside ]; then
         failed=$((failed + 1)); echo "$s ... FAILED"
       fi
     done
+  fi
+  echo "== test/crash/run.sh"
+  if PGSYNC_CRASH_PORT=$((56350 + major - 14)) bash test/crash/run.sh 2>&1 | grep -v NOTICE; then
+    passed=$((passed + 1)); echo "crash/run.sh ... ok"
+  else
+    failed=$((failed + 1)); echo "crash/run.sh ... FAILED"
   fi
   echo "== test/failover/run.sh"
   PGSYNC_FAILOVER_PORT=$((56300 + 2 * (major - 14))) bash test/failover/run.sh | tee failover.log
