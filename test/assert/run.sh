@@ -129,7 +129,7 @@ fi
 [ "$(psql -X -Atc 'SHOW debug_assertions')" = on ] || fail "the server does not have assertions on"
 if [ "${DISCARD_CACHES:-0}" = 1 ]; then
   export PGOPTIONS="-c debug_discard_caches=1"
-  : "${ISOLATION=}"   # unless named: all 34 specs take about 90 minutes
+  : "${ISOLATION=}"   # unless named: all specs take about 90 minutes
 fi
 
 # --- the suites -----------------------------------------------------------------
