@@ -40,41 +40,21 @@ installcheck_counted "$root" /usr/lib/postgresql/15/bin/pg_config || status=1
 
 run_suite "the pg_regress suite and the isolation specs against an assert-enabled PostgreSQL 15 (built once from Debian's source package)" \
   "assert build" bash test/assert/run.sh
-run_suite "the pg_regress suite and the isolation specs on PostgreSQL 17 and 18 (Debian's packages, in Debian roots made with debootstrap)" \
+run_suite "the suites, the stress, crash and failover tests on PostgreSQL 17 and 18 (Debian's packages, in Debian roots made with debootstrap)" \
   "other versions" $SUDO bash test/versions/run.sh
 
-echo "== convergence stress (writers committing out of order, a long writer, 4 pulling clients)"
-if DURATION=${STRESS_SECONDS:-15} bash test/stress/run.sh 2>&1 | grep -v NOTICE; then
-  passed=$((passed + 1)); echo "stress ... ok"
-else
-  failed=$((failed + 1)); echo "stress ... FAILED"; status=1
-fi
-echo "== push races (abort and client_wins pushes on shared ids, SQL writers, sync_prune every 200 ms)"
-if DURATION=${STRESS_SECONDS:-15} bash test/stress/push_race/run.sh 2>&1 | grep -v NOTICE; then
-  passed=$((passed + 1)); echo "push races ... ok"
-else
-  failed=$((failed + 1)); echo "push races ... FAILED"; status=1
-fi
+run_check "convergence stress (writers committing out of order, a long writer, 4 pulling clients)" \
+  stress env DURATION="${STRESS_SECONDS:-15}" bash test/stress/run.sh
+run_check "push races (abort and client_wins pushes on shared ids, SQL writers, sync_prune every 200 ms)" \
+  "push races" env DURATION="${STRESS_SECONDS:-15}" bash test/stress/push_race/run.sh
 run_suite "failover: checkpoint ids on a promoted standby (a primary and a streaming standby of their own)" \
   "failover" bash test/failover/run.sh
-echo "== crash safety (kill -9 mid-push, immediate shutdown under load; a cluster of its own)"
-if bash test/crash/run.sh 2>&1 | grep -v NOTICE; then
-  passed=$((passed + 1)); echo "crash safety ... ok"
-else
-  failed=$((failed + 1)); echo "crash safety ... FAILED"; status=1
-fi
-echo "== backend memory (one session: 80,000 failing pushes, 10,000 push+pull, 10,000 column sets)"
-if bash test/memory/run.sh 2>&1 | grep -v NOTICE; then
-  passed=$((passed + 1)); echo "memory ... ok"
-else
-  failed=$((failed + 1)); echo "memory ... FAILED"; status=1
-fi
-echo "== push fuzz (random and malformed documents: clean errors, no crash)"
-if node test/fuzz/push-fuzz.mjs; then
-  passed=$((passed + 1)); echo "fuzz ... ok"
-else
-  failed=$((failed + 1)); echo "fuzz ... FAILED"; status=1
-fi
+run_check "crash safety (kill -9 mid-push, immediate shutdown under load; a cluster of its own)" \
+  "crash safety" bash test/crash/run.sh
+run_check "backend memory (one session: 80,000 failing pushes, 10,000 push+pull, 10,000 column sets)" \
+  memory bash test/memory/run.sh
+run_check "push fuzz (random and malformed documents: clean errors, no crash)" \
+  fuzz node test/fuzz/push-fuzz.mjs
 
 run_suite "end-to-end: WatermelonDB clients through the edge function" tap bash test/e2e/run.sh
 run_suite "HTTP tests of the edge function" tap bash test/http/run.sh

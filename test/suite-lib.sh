@@ -29,20 +29,35 @@ installcheck_counted() { # DIR PG_CONFIG [make variables...]
 # A suite that reports its counts last: FORMAT "tap" for node's test runner
 # ("# pass N" / "# fail N"), else "FORMAT: N passed, N failed". A non-zero
 # exit sets status and counts one failure if the suite reported none.
+# (Its output goes through a file of its own: a suite may run suites itself.)
 run_suite() { # TITLE FORMAT COMMAND...
-  local format=$2 st p f
+  local format=$2 st p f log
   echo "== $1"; shift 2
-  "$@" 2>&1 | tee suite.log
+  log=$(mktemp "${TMPDIR:-/tmp}/pg_sync_suite.XXXXXX")
+  "$@" 2>&1 | tee "$log"
   st=${PIPESTATUS[0]}
   if [ "$format" = tap ]; then
-    p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' suite.log | tail -1)
-    f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' suite.log | tail -1)
+    p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | tail -1)
+    f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | tail -1)
   else
-    p=$(sed -n "s/^$format: \([0-9]*\) passed, [0-9]* failed\$/\1/p" suite.log | tail -1)
-    f=$(sed -n "s/^$format: [0-9]* passed, \([0-9]*\) failed\$/\1/p" suite.log | tail -1)
+    p=$(sed -n "s/^$format: \([0-9]*\) passed, [0-9]* failed\$/\1/p" "$log" | tail -1)
+    f=$(sed -n "s/^$format: [0-9]* passed, \([0-9]*\) failed\$/\1/p" "$log" | tail -1)
   fi
-  rm -f suite.log
+  rm -f "$log"
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
   if [ "$st" -ne 0 ]; then status=1; [ "${f:-0}" -eq 0 ] && failed=$((failed + 1)); fi
   return 0
+}
+
+# A test that passes or fails as a whole, by its exit status (under
+# pipefail): one pass or one failure, "NAME ... ok" / "NAME ... FAILED".
+# The NOTICE lines of its psql sessions are left out of the output.
+run_check() { # TITLE NAME COMMAND...
+  local name=$2
+  echo "== $1"; shift 2
+  if "$@" 2>&1 | grep -v NOTICE; then
+    passed=$((passed + 1)); echo "$name ... ok"
+  else
+    failed=$((failed + 1)); echo "$name ... FAILED"; status=1
+  fi
 }

@@ -34,7 +34,7 @@ if [ "${1:-}" = --inside ]; then
   pgc=/usr/lib/postgresql/$major/bin/pg_config
   export PATH="/usr/lib/postgresql/$major/bin:$PATH"
   cd "$root" || exit 2
-  passed=0; failed=0
+  passed=0; failed=0; status=0
   "$pgc" --version
   make -s clean >/dev/null 2>&1
   make -s PG_CONFIG="$pgc" 2>&1 | tee build.log
@@ -53,26 +53,11 @@ if [ "${1:-}" = --inside ]; then
   installcheck_counted "$root" "$pgc" "${args[@]}"
   if [ "${STRESS_SECONDS:-10}" -gt 0 ]; then
     for s in stress/run.sh stress/push_race/run.sh; do
-      echo "== test/$s, ${STRESS_SECONDS:-10} s"
-      if DURATION=${STRESS_SECONDS:-10} bash "test/$s" 2>&1 | grep -v NOTICE; then
-        passed=$((passed + 1)); echo "$s ... ok"
-      else
-        failed=$((failed + 1)); echo "$s ... FAILED"
-      fi
+      run_check "test/$s, ${STRESS_SECONDS:-10} s" "$s" env DURATION="${STRESS_SECONDS:-10}" bash "test/$s"
     done
   fi
-  echo "== test/crash/run.sh"
-  if PGSYNC_CRASH_PORT=$((56350 + major - 14)) bash test/crash/run.sh 2>&1 | grep -v NOTICE; then
-    passed=$((passed + 1)); echo "crash/run.sh ... ok"
-  else
-    failed=$((failed + 1)); echo "crash/run.sh ... FAILED"
-  fi
-  echo "== test/failover/run.sh"
-  PGSYNC_FAILOVER_PORT=$((56300 + 2 * (major - 14))) bash test/failover/run.sh | tee failover.log
-  p=$(sed -n 's/^failover: \([0-9]*\) passed, [0-9]* failed$/\1/p' failover.log)
-  f=$(sed -n 's/^failover: [0-9]* passed, \([0-9]*\) failed$/\1/p' failover.log)
-  [ -n "$p$f" ] || f=1
-  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+  run_check test/crash/run.sh crash/run.sh env PGSYNC_CRASH_PORT=$((56350 + major - 14)) bash test/crash/run.sh
+  run_suite test/failover/run.sh failover env PGSYNC_FAILOVER_PORT=$((56300 + 2 * (major - 14))) bash test/failover/run.sh
   bash test/cluster.sh stop "$cluster" >/dev/null 2>&1
   if grep -qE "TRAP:|terminated by signal|was terminated by exception" "$cluster/server.log"; then
     echo "== the server log shows a crash:"
@@ -80,14 +65,14 @@ if [ "${1:-}" = --inside ]; then
     failed=$((failed + 1))
   fi
   echo "postgresql $major: $passed passed, $failed failed"
-  [ "$failed" -eq 0 ]; exit
+  [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]; exit
 fi
 
 # --- outside: a root per release, kept --------------------------------------------
 dir=${PGSYNC_VERSIONS_DIR:-/var/tmp/pg_sync-versions}
 majors=${*:-17 18}
-total_p=0; total_f=0
-say_fail() { echo "other versions: $*" >&2; total_f=$((total_f + 1)); }
+passed=0; failed=0; status=0
+say_fail() { echo "other versions: $*" >&2; failed=$((failed + 1)); }
 [ "$(id -u)" = 0 ] || { echo "other versions: needs root (debootstrap, chroot)" >&2; echo "other versions: 0 passed, 1 failed"; exit 1; }
 command -v debootstrap >/dev/null || { echo "other versions: needs debootstrap (apt-get install debootstrap)" >&2; echo "other versions: 0 passed, 1 failed"; exit 1; }
 mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/*$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
@@ -148,13 +133,9 @@ for major in $majors; do
   [ -n "${REGRESS+x}" ] && envs+=("REGRESS=$REGRESS")
   [ -n "${ISOLATION+x}" ] && envs+=("ISOLATION=$ISOLATION")
   [ -n "${STRESS_SECONDS+x}" ] && envs+=("STRESS_SECONDS=$STRESS_SECONDS")
-  chroot "$r" /usr/bin/env -i "${envs[@]}" bash /tmp/pg_sync/test/versions/run.sh --inside "$major" $((55480 + major - 14)) 2>&1 | tee "$dir/run.log"
-  p=$(sed -n "s/^postgresql $major: \([0-9]*\) passed, [0-9]* failed\$/\1/p" "$dir/run.log" | tail -1)
-  f=$(sed -n "s/^postgresql $major: [0-9]* passed, \([0-9]*\) failed\$/\1/p" "$dir/run.log" | tail -1)
-  [ -n "$p$f" ] || f=1
-  total_p=$((total_p + ${p:-0})); total_f=$((total_f + ${f:-0}))
-  rm -f "$dir/run.log"
+  run_suite "PostgreSQL $major: build, install, tests" "postgresql $major" \
+    chroot "$r" /usr/bin/env -i "${envs[@]}" bash /tmp/pg_sync/test/versions/run.sh --inside "$major" $((55480 + major - 14))
   unmount_all
 done
-echo "other versions: $total_p passed, $total_f failed"
-[ "$total_f" -eq 0 ]
+echo "other versions: $passed passed, $failed failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
