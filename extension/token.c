@@ -428,14 +428,17 @@ sync_token_can_record(void)
 	return !RecoveryInProgress() && !XactReadOnly;
 }
 
-/* the timeline of this server's WAL; only on a primary (see sync_token_can_record) */
+/*
+ * The timeline of this server's WAL. Only once recovery is over: the caller
+ * has seen RecoveryInProgress() return false (which, before 15, also set
+ * ThisTimeLineID).
+ */
 static TimeLineID
 wal_timeline(void)
 {
 #if PG_VERSION_NUM >= 150000
 	return GetWALInsertionTimeLine();
 #else
-	(void) RecoveryInProgress();	/* sets ThisTimeLineID once recovery is over */
 	return ThisTimeLineID;
 #endif
 }
