@@ -120,17 +120,12 @@ sync_pull_prepare_rows(SyncTable *t)
 		 * By key within the owner's rows: planned for each call's ids, so
 		 * that an index on the owner column (which apps have) can read a
 		 * user's changed rows in one range instead of one key at a time.
-		 * The keys are a semi-join with the array's elements, not a
-		 * condition "= ANY(array)": the planner then counts them (the
-		 * array is a constant) instead of estimating each one in turn,
-		 * which took longer than reading the rows.
 		 */
 		Oid			bytypes[2] = {t->cols[t->key].arraytypid, t->cols[t->owner].typid};
 
 		t->byid_plan = sync_prepare_custom(psprintf(
-			"SELECT %s FROM ONLY %s WHERE %s OPERATOR(pg_catalog.=) $2"
-			" AND %s OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.unnest($1))",
-			cols, t->qualname, quote_identifier(t->cols[t->owner].name), key), 2, bytypes);
+			"SELECT %s FROM ONLY %s WHERE %s OPERATOR(pg_catalog.=) ANY($1) AND %s OPERATOR(pg_catalog.=) $2",
+			cols, t->qualname, key, quote_identifier(t->cols[t->owner].name)), 2, bytypes);
 
 		/*
 		 * A few keys (most incremental pulls) are looked up one by one in
