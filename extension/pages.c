@@ -143,10 +143,9 @@ tables_json(PullTable *pts, int ntables)
 static int64
 new_page(PullCall *call, Walk *w, const char *tables)
 {
-	Datum		args[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		args[10];
+	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			rc;
-	bool		isnull;
 	SyncOwnerCtx owner_ctx;
 	int64		id;
 
@@ -154,15 +153,15 @@ new_page(PullCall *call, Walk *w, const char *tables)
 	sync_token_check_timeline();
 	if (insert_plan == NULL)
 	{
-		Oid			types[9] = {TEXTOID, TEXTOID, INT8OID, PG_SNAPSHOTOID, PG_SNAPSHOTOID,
-		JSONBOID, INT4OID, INT4OID, TEXTOID};
+		Oid			types[10] = {TEXTOID, TEXTOID, INT8OID, PG_SNAPSHOTOID, PG_SNAPSHOTOID,
+		JSONBOID, INT4OID, INT4OID, TEXTOID, INT8OID};
 
 		insert_plan = sync_prepare(
 			"INSERT INTO _pg_sync.pages (id, user_id, client_id, prev_id, prev_snap, base_snap,"
 			"                            tables, page_size, pos, after)"
-			" VALUES (pg_catalog.nextval('_pg_sync.checkpoint_id'), $1, $2, $3, $4, $5, $6, $7, $8, $9)"
-			" RETURNING id", 9, types);
+			" VALUES ($10, $1, $2, $3, $4, $5, $6, $7, $8, $9)", 10, types);
 	}
+	id = sync_token_next_id();
 	args[0] = CStringGetTextDatum(call->user ? call->user : "");
 	if (call->client_id)
 		args[1] = CStringGetTextDatum(call->client_id);
@@ -181,9 +180,9 @@ new_page(PullCall *call, Walk *w, const char *tables)
 		args[8] = CStringGetTextDatum(w->stop_after);
 	else
 		nulls[8] = 'n';
-	rc = SPI_execute_plan(insert_plan, args, nulls, false, 1);
-	sync_check_spi(rc, SPI_OK_INSERT_RETURNING, "writing down a page");
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	args[9] = Int64GetDatum(id);
+	rc = SPI_execute_plan(insert_plan, args, nulls, false, 0);
+	sync_check_spi(rc, SPI_OK_INSERT, "writing down a page");
 	sync_owner_leave(&owner_ctx);
 	return id;
 }

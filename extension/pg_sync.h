@@ -369,6 +369,7 @@ extern bool sync_token_newest(SyncToken *out);
 extern bool sync_token_can_record(void);
 extern void sync_token_record(SyncToken *tok);
 extern void sync_token_check_timeline(void);
+extern int64 sync_token_next_id(void);
 
 /* devices.c: a device named by a call (client_id), as it was when the call began */
 typedef struct SyncDevice

@@ -20,6 +20,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/procarray.h"
@@ -526,28 +527,55 @@ sync_token_check_timeline(void)
 	timeline_checked = tli;
 }
 
+/*
+ * The next id of the checkpoint sequence (checkpoints, page tokens). As the
+ * owner, after sync_token_check_timeline().
+ *
+ * nextval() WAL-logs the sequence's position only every few values, ahead
+ * of the values it hands out, and the record reaches disk with the commit of
+ * the transaction that wrote it. A transaction that does not wait for its
+ * commit (synchronous_commit = off) could lose that record in a crash, and
+ * the sequence would then hand out again ids that clients hold. So when nextval() wrote WAL, the WAL is flushed before
+ * the id is used: every id handed out lies below a position on disk.
+ */
+int64
+sync_token_next_id(void)
+{
+	Oid			seq = sync_internal_relid("checkpoint_id");
+	XLogRecPtr	before = XactLastRecEnd;
+	int64		id;
+
+	if (!OidIsValid(seq))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_sync is not installed in this database"),
+				 errhint("Run CREATE EXTENSION pg_sync.")));
+	id = nextval_internal(seq, true);
+	if (XactLastRecEnd != before)
+		XLogFlush(XactLastRecEnd);
+	return id;
+}
+
 /* Records an unrecorded token's snapshot as a new checkpoint and sets its id. */
 void
 sync_token_record(SyncToken *tok)
 {
-	Datum		args[1];
+	Datum		args[2];
 	int			rc;
-	bool		isnull;
 
 	sync_token_check_timeline();
 
 	if (insert_plan == NULL)
 	{
-		Oid			types[1] = {PG_SNAPSHOTOID};
+		Oid			types[2] = {INT8OID, PG_SNAPSHOTOID};
 
-		insert_plan = sync_prepare(
-			"INSERT INTO _pg_sync.checkpoints (id, snap)"
-			" VALUES (pg_catalog.nextval('_pg_sync.checkpoint_id'), $1) RETURNING id", 1, types);
+		insert_plan = sync_prepare("INSERT INTO _pg_sync.checkpoints (id, snap) VALUES ($1, $2)", 2, types);
 	}
-	args[0] = tok->snap;
-	rc = SPI_execute_plan(insert_plan, args, NULL, false, 1);
-	sync_check_spi(rc, SPI_OK_INSERT_RETURNING, "recording a checkpoint");
-	tok->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	tok->id = sync_token_next_id();
+	args[0] = Int64GetDatum(tok->id);
+	args[1] = tok->snap;
+	rc = SPI_execute_plan(insert_plan, args, NULL, false, 0);
+	sync_check_spi(rc, SPI_OK_INSERT, "recording a checkpoint");
 }
 
 /* SQL: records a checkpoint of the current snapshot unless the newest is the same. */
