@@ -26,6 +26,7 @@ char	   *sync_user_claim = NULL;
 char	   *sync_trusted_role = NULL;
 int			sync_max_push_bytes = 64 * 1024 * 1024;
 bool		sync_direct_capture = true;
+bool		sync_durable_checkpoints = false;
 
 void		_PG_init(void);
 
@@ -92,6 +93,14 @@ _PG_init(void)
 							 "Off: every change record is written by an SQL upsert (same records, slower writes).",
 							 &sync_direct_capture,
 							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("pg_sync.durable_checkpoints",
+							 "Makes a pull that records a checkpoint and writes nothing else wait for its WAL flush.",
+							 "Off: such a pull commits as with synchronous_commit = off; a crash can lose the last "
+							 "checkpoints, and their tokens are then refused with SY003 (never answered from another checkpoint).",
+							 &sync_durable_checkpoints,
+							 false,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000

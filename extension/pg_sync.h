@@ -332,6 +332,7 @@ extern char *sync_user_claim;
 extern char *sync_trusted_role;
 extern int	sync_max_push_bytes;
 extern bool sync_direct_capture;
+extern bool sync_durable_checkpoints;
 /* The caller's identity and search_path while pg_sync runs as the owner. */
 typedef struct SyncOwnerCtx
 {

@@ -28,6 +28,7 @@
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -534,8 +535,9 @@ sync_token_check_timeline(void)
  * nextval() WAL-logs the sequence's position only every few values, ahead
  * of the values it hands out, and the record reaches disk with the commit of
  * the transaction that wrote it. A transaction that does not wait for its
- * commit (synchronous_commit = off) could lose that record in a crash, and
- * the sequence would then hand out again ids that clients hold. So when nextval() wrote WAL, the WAL is flushed before
+ * commit (synchronous_commit = off, or a lazy checkpoint below) could lose
+ * that record in a crash, and the sequence would then hand out again ids
+ * that clients hold. So when nextval() wrote WAL, the WAL is flushed before
  * the id is used: every id handed out lies below a position on disk.
  */
 int64
@@ -556,15 +558,48 @@ sync_token_next_id(void)
 	return id;
 }
 
+/*
+ * Lazy checkpoints. A pull that records a checkpoint, in a transaction that
+ * had written nothing before and writes no WAL after, commits without
+ * waiting for its WAL flush (as with synchronous_commit = off), unless
+ * pg_sync.durable_checkpoints is on. What a crash can then lose is only
+ * checkpoints, never a row: every write the checkpoint saw committed before
+ * it, earlier in the WAL. A lost checkpoint's id is never handed out again
+ * (sync_token_next_id), so its token names no checkpoint and is refused as
+ * never issued (SY003), as after a failover; the client resyncs.
+ *
+ * lazy_armed: this transaction recorded such a checkpoint; lazy_end: the end
+ * of its WAL, which must still be the end of the transaction's WAL when it
+ * commits.
+ */
+static bool lazy_armed = false;
+static XLogRecPtr lazy_end = InvalidXLogRecPtr;
+static bool lazy_registered = false;
+
+static void
+lazy_commit_callback(XactEvent event, void *arg)
+{
+	if (!lazy_armed)
+		return;
+	if (event == XACT_EVENT_PRE_COMMIT && XactLastRecEnd == lazy_end && !sync_durable_checkpoints)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, ERROR, false);
+	if (event != XACT_EVENT_PARALLEL_PRE_COMMIT)
+		lazy_armed = false;
+}
+
 /* Records an unrecorded token's snapshot as a new checkpoint and sets its id. */
 void
 sync_token_record(SyncToken *tok)
 {
 	Datum		args[2];
 	int			rc;
+	bool		lazy;
 
 	sync_token_check_timeline();
 
+	/* nothing written before: the checkpoint may be lazy (see above) */
+	lazy = !sync_durable_checkpoints && !FullTransactionIdIsValid(GetTopFullTransactionIdIfAny());
 	if (insert_plan == NULL)
 	{
 		Oid			types[2] = {INT8OID, PG_SNAPSHOTOID};
@@ -576,6 +611,16 @@ sync_token_record(SyncToken *tok)
 	args[1] = tok->snap;
 	rc = SPI_execute_plan(insert_plan, args, NULL, false, 0);
 	sync_check_spi(rc, SPI_OK_INSERT, "recording a checkpoint");
+	if (lazy)
+	{
+		if (!lazy_registered)
+		{
+			RegisterXactCallback(lazy_commit_callback, NULL);
+			lazy_registered = true;
+		}
+		lazy_armed = true;
+		lazy_end = XactLastRecEnd;
+	}
 }
 
 /* SQL: records a checkpoint of the current snapshot unless the newest is the same. */

@@ -16,7 +16,16 @@
 #     data), sync_verify() finds no problem, every client's last committed
 #     token works or answers SY002, and after pulling to the end every
 #     client's replica equals the tables.
-# Finally the server log must show no crash but the kill -9 of scenario A.
+#  C. lazy checkpoints: with the WAL writer stopped, a pull in a transaction
+#     of its own commits without waiting for its WAL, and one with
+#     pg_sync.durable_checkpoints on, or that wrote before or after pulling,
+#     waits. Then a kill -9 of the WAL writer (crash recovery) loses the last
+#     lazy checkpoint: its token is refused as never issued (SY003) by a pull
+#     and a push, its id is not handed out again (while a plain sequence
+#     moved by a commit that did not wait hands out the same value again),
+#     and the tokens kept answer exactly what committed after them.
+# Finally the server log must show no crash but the kill -9s of scenarios A
+# and C.
 # Exits 0 when everything holds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,6 +47,7 @@ cleanup() {
   local rc=$? p
   set +e
   exec 3>&-
+  [ -n "${walwriter:-}" ] && kill -CONT "$walwriter" 2>/dev/null
   for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${bg_pids[@]}"; do wait "$p" 2>/dev/null; done
   [ -f "$tmp/data/PG_VERSION" ] && bash "$cluster" stop "$tmp" >/dev/null 2>&1
@@ -200,9 +210,49 @@ echo "crash: B: after pulling to the end, $(get 'clients') replicas ($(get 'repl
 echo "crash: B: during the load: $(get 'pulls') pulls, $(get 'resets') resets, $(get 'expired pushes') expired pushes, $(get 'writes') writes, $(get 'prune runs') prune runs removed $(get 'pruned checkpoints') checkpoints and $(get 'pruned tombstones') tombstones"
 echo "crash: pg_ctl stop -m immediate under load ... ok"
 
+# ---------------------------------------------------------------- scenario C
+# nothing but a commit that waits (or a CHECKPOINT) writes WAL out
+q -c "ALTER SYSTEM SET autovacuum = off" -c "ALTER SYSTEM SET bgwriter_lru_maxpages = 0" \
+  -c "ALTER SYSTEM SET checkpoint_timeout = '1h'" -c "SELECT pg_reload_conf()" >/dev/null
+walwriter=$(q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'")
+[ -n "$walwriter" ] || fail "C: no WAL writer process"
+kill -STOP "$walwriter"
+out=$(q -f "$here/c_run.sql") || { printf '%s\n' "$out" | sed 's/^/  | /'; fail "C: the pulls before the crash failed"; }
+expect 'k1 waited' f
+expect 'k2 waited' t
+expect 'k3 waited' t
+expect 'k4 waited' t
+expect 'n waited' f
+expect 'distinct tokens' 5
+echo "crash: C: WAL writer stopped; a pull in a transaction of its own did not wait for its WAL; with pg_sync.durable_checkpoints on, or after or before a write in its transaction, it did ... ok"
+vars=()
+for k in k1 k2 k3 k4 n ctl; do vars+=(-v "$k=$(get "token_$k")"); done
+lost=$(get token_n) control=$(get token_ctl)
+from=$(log_size)
+kill -KILL "$walwriter"
+wal_victim=$walwriter
+walwriter=
+wait_recovered "$from"
+echo "crash: C: kill -9 of the WAL writer (PID $wal_victim); the server restarted after crash recovery"
+out=$(q "${vars[@]}" -f "$here/c_check.sql") || { printf '%s\n' "$out" | sed 's/^/  | /'; fail "C: check failed"; }
+expect 'control value handed out again' t
+expect 'lost checkpoint rows' 0
+expect 'kept checkpoint rows' 4
+expect 'notes of c1' 'c-1,c-2,c-3,c-4,c-5,c-6'
+echo "crash: C: the crash lost the last lazy checkpoint ($lost) and kept the other 4 and every row; a plain sequence handed out $control again ... ok"
+expect 'sequence at or above n' t
+expect 'n pull' SY003
+expect 'n push' SY003
+expect 'new id above n' t
+echo "crash: C: the lost checkpoint's token is refused as never issued by a pull and a push; its id is not handed out again ... ok"
+expect 'k1 pulls' 'c-2,c-3,c-4,c-5,c-6'
+expect 'k4 pulls' 'c-5,c-6'
+echo "crash: C: the tokens kept pull exactly what committed after them ... ok"
+
 # ---------------------------------------------------------------- server log
 crashes=$(grep -E 'terminated by signal|PANIC|[Ss]egmentation fault|TRAP:' "$tmp/server.log" |
-  grep -vE "(server process|client backend) \(PID $victim\) was terminated by signal 9" || true)
+  grep -vE "(server process|client backend) \(PID $victim\) was terminated by signal 9" |
+  grep -vE "\(PID $wal_victim\) was terminated by signal 9" || true)
 [ -z "$crashes" ] || { echo "$crashes" | sed 's/^/  | /'; fail "the server log shows crashes not caused by the test"; }
-echo "crash: server log: no crash but the kill -9 of backend $victim ... ok"
+echo "crash: server log: no crash but the kill -9 of backend $victim and of the WAL writer $wal_victim ... ok"
 echo "crash: all checks passed in $((SECONDS - start)) s"
