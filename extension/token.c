@@ -570,7 +570,11 @@ sync_token_next_id(void)
  *
  * lazy_armed: this transaction recorded such a checkpoint; lazy_end: the end
  * of its WAL, which must still be the end of the transaction's WAL when it
- * commits.
+ * commits. That is checked at PRE_COMMIT, after deferred triggers have run;
+ * what PostgreSQL itself does between there and the commit record writes no
+ * WAL that needs the flush (relations created in the transaction would
+ * have written WAL earlier). A PRE_COMMIT callback of another library that
+ * runs after this one and writes WAL would commit lazily too.
  */
 static bool lazy_armed = false;
 static XLogRecPtr lazy_end = InvalidXLogRecPtr;
