@@ -124,8 +124,8 @@ sync_schema_02(void)
 }
 
 /* Raises the error of a database without the extension's schema. */
-SYNC_NORETURN static void
-not_installed(void)
+void
+sync_not_installed(void)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -154,7 +154,7 @@ sync_internal_open(const char *name)
 	Oid			relid = sync_internal_relid(name);
 
 	if (!OidIsValid(relid))
-		not_installed();
+		sync_not_installed();
 	return table_open(relid, AccessShareLock);
 }
 
@@ -233,7 +233,7 @@ sync_owner(void)
 	Oid			owner;
 
 	if (!OidIsValid(nsp))
-		not_installed();
+		sync_not_installed();
 	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for namespace %u", nsp);

@@ -349,6 +349,7 @@ extern void sync_check_spi(int rc, int expected, const char *what);
 extern bool sync_name_listed(List *names, const char *name);
 extern bool sync_schema_02(void);
 extern Oid	sync_internal_relid(const char *name);
+SYNC_NORETURN extern void sync_not_installed(void);
 extern Relation sync_internal_open(const char *name);
 extern Relation sync_internal_index(Relation heap, const char *name, bool missing_ok);
 extern AttrNumber sync_internal_attnum(Relation rel, const char *name, bool missing_ok);

@@ -548,10 +548,7 @@ sync_token_next_id(void)
 	int64		id;
 
 	if (!OidIsValid(seq))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pg_sync is not installed in this database"),
-				 errhint("Run CREATE EXTENSION pg_sync.")));
+		sync_not_installed();
 	id = nextval_internal(seq, true);
 	if (XactLastRecEnd != before)
 		XLogFlush(XactLastRecEnd);
