@@ -4,14 +4,7 @@
 \pset tuples_only on
 \pset format unaligned
 \pset fieldsep ' '
-CREATE FUNCTION c_refusal(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE;
-END
-$$;
+\ir ../sqlstate_of.sql
 -- the ids of the notes of c1 a pull with token t sends
 CREATE FUNCTION c_pulled(t bigint) RETURNS text LANGUAGE sql AS $$
     SELECT coalesce(string_agg(e ->> 'id', ',' ORDER BY e ->> 'id'), '-')
@@ -29,8 +22,8 @@ SELECT 'notes of c1', string_agg(id, ',' ORDER BY id) FROM notes WHERE owner_id 
 -- n's id is not handed out again: the sequence stands at or above it
 SELECT 'sequence at or above n', last_value >= :n FROM _pg_sync.checkpoint_id;
 -- n names no checkpoint: refused as never issued, by a pull and a push
-SELECT 'n pull', c_refusal(format('SELECT sync_pull(%s, user_id => %L)', :n, 'c1'));
-SELECT 'n push', c_refusal(format('SELECT sync_push(%L::json, %s, user_id => %L)',
+SELECT 'n pull', sqlstate_of(format('SELECT sync_pull(%s, user_id => %L)', :n, 'c1'));
+SELECT 'n push', sqlstate_of(format('SELECT sync_push(%L::json, %s, user_id => %L)',
                                   '{"notes": {"created": [], "updated": [], "deleted": []}}', :n, 'c1'));
 -- the kept tokens answer exactly what committed after them
 SELECT 'k1 pulls', c_pulled(:k1);

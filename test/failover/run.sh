@@ -49,16 +49,8 @@ CREATE EXTENSION pg_sync;
 CREATE TABLE notes (id text PRIMARY KEY, owner text NOT NULL, body text);
 SELECT sync_register_table('notes', owner_column => 'owner');
 INSERT INTO notes VALUES ('n1', 'u1', 'before the failover');
--- the SQLSTATE a statement fails with ('ok' when it does not)
-CREATE FUNCTION sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE;
-END
-$$;
 SQL
+old_sql -f "$here/../sqlstate_of.sql" || { failed=1; finish; }
 t_shared=$(old_sql -c "SELECT sync_pull(user_id => 'u1')::jsonb->>'timestamp'")
 tli_old=$(old_sql -c "SELECT timeline FROM _pg_sync.state")
 
