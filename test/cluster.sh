@@ -7,11 +7,9 @@
 set -euo pipefail
 cmd=${1:?start|stop}; dir=$(realpath -m "${2:?directory}"); port=${3:-54329}
 bindir=$(pg_config --bindir)
+. "$(cd "$(dirname "$0")" && pwd)/as-pg.sh"
 # the cluster's user may not be able to enter the caller's directory (a 0700 home)
 cd /
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 case "$cmd" in
 start)
   mkdir -p "$dir/sock"

@@ -36,7 +36,7 @@ dir=${PGSYNC_ASSERT_DIR:-/var/tmp/pg_sync-pg15-assert}
 port=${PGSYNC_ASSERT_PORT:-55461}
 prefix=$dir/install
 . "$root/test/suite-lib.sh"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+. "$root/test/as-pg.sh"
 fail() { echo "assert build: $*" >&2; echo "assert build: 0 passed, 1 failed"; exit 1; }
 
 # --- the server, built once ---------------------------------------------------

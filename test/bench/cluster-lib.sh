@@ -29,9 +29,7 @@ bench_settings=(
   "jit = off"
 )
 
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../as-pg.sh"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 bench_workdir() {

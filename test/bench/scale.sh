@@ -38,7 +38,7 @@ pgbouncer_bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
   (cd "$here" && npm install --no-audit --no-fund --silent)
 deno=$here/node_modules/.bin/deno
 
-as_pg() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
+. "$root/test/as-pg.sh"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 work=$(mktemp -d /tmp/pg_sync_scale.XXXXXX)
 chmod 755 "$work"

@@ -34,9 +34,7 @@ port=${PGSYNC_CRASH_PORT:-55497}
 db=pg_sync_crash
 bindir=$(pg_config --bindir)
 
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+. "$here/../as-pg.sh"
 
 tmp=$(mktemp -d /tmp/pg_sync_crash.XXXXXX)
 chmod 755 "$tmp"

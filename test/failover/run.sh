@@ -31,7 +31,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+. "$root/test/as-pg.sh"
 passed=0 failed=0
 check() { # NAME, then a condition
   local name=$1; shift

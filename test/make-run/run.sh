@@ -40,7 +40,7 @@ created_user=""
 jobs_started=()
 
 is_root() { [ "$(id -u)" = 0 ]; }
-as_pg() { (cd / && if is_root; then runuser -u postgres -- "$@"; else "$@"; fi); }
+. "$repo/test/as-pg.sh"
 
 # --- fixtures -------------------------------------------------------------------------------------
 

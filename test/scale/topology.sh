@@ -18,10 +18,8 @@
 set -euo pipefail
 cmd=${1:?start|add-standby|delay|stop}; dir=$(realpath -m "${2:?directory}")
 bindir=$("${PG_CONFIG:-pg_config}" --bindir)
+. "$(cd "$(dirname "$0")" && pwd)/../as-pg.sh"
 cd /   # the servers' user may not be able to enter the caller's directory
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 psql_() { "$bindir/psql" -X -q -At -v ON_ERROR_STOP=1 -U postgres -d postgres "$@"; }
 primary_sql() { psql_ -h 127.0.0.1 -p "$(cat "$dir/standby.primary-port")" "$@"; }
 standby_sql() { psql_ -h "$dir/standby.sock" -p "$(cat "$dir/standby.port")" "$@"; }
