@@ -96,7 +96,7 @@ machine() {
   echo "- load average (1/5/15 min) before the run: $load_start (other work on the machine skews the results)"
   echo "- data: $USERS users x $PER_USER rows + user \"heavy\" with $HEAVY rows ($((USERS * PER_USER + HEAVY)) rows per table copy)"
   bench_describe_settings
-  echo "- pg_sync.checkpoint_interval: $(sql "LOAD 'pg_sync'; SHOW pg_sync.checkpoint_interval") (default)"
+  echo "- pg_sync.checkpoint_interval: $(sql "LOAD 'pg_sync'; SHOW pg_sync.checkpoint_interval"), pg_sync.durable_checkpoints: $(sql "LOAD 'pg_sync'; SHOW pg_sync.durable_checkpoints") (defaults)"
 }
 log "settings:"
 machine | sed 's/^/    /'
