@@ -131,7 +131,7 @@ if want pull; then
   log "case: incremental pull, owners interleaved ($INTERLEAVE_USERS users' changes, $REPS_INCR reps x 2 variants)"
   sql "CALL bench.case_pull_since('incr_write_interleaved', $REPS_INCR, $PER_USER, false, 5, $INTERLEAVE_USERS)"
   sql "CALL bench.case_pull_since('incr_reuse_interleaved', $REPS_INCR, $PER_USER, true, 6, $INTERLEAVE_USERS)"
-  sql "VACUUM (ANALYZE) notes, notes_pl, _pg_sync.row_meta" >/dev/null
+  sql "VACUUM (ANALYZE) notes, notes_raw, notes_pl, _pg_sync.row_meta" >/dev/null
 fi
 if want push; then
   log "case: push of 1,000 records ($REPS_PUSH1K reps)"

@@ -3,7 +3,8 @@
 -- as a request would), and clock_timestamp() is read right before the call,
 -- right after it, and after its COMMIT. Repetition 0 is a warm-up and is not
 -- counted. Within a repetition the implementations run on the same rows, in
--- an order that rotates from one repetition to the next.
+-- an order that changes from one repetition to the next so that each runs
+-- before each other one in as many repetitions as after it.
 --
 -- Timings are collected in variables (a write would give the transaction an
 -- xid, and sync_pull refuses to run in a transaction that has written) and
@@ -24,11 +25,18 @@ CREATE FUNCTION bench.epoch_ms(ts timestamptz) RETURNS bigint
     LANGUAGE sql IMMUTABLE
     AS $$ SELECT floor(extract(epoch FROM ts) * 1000)::bigint $$;
 
--- implementations in the order of repetition r
+-- implementations in the order of repetition r: the list rotated by r, and
+-- reversed in every other round of n repetitions. Rotations alone put an
+-- implementation before the next one in the list in n - 1 of every n
+-- repetitions (and the first reader of rows just written pays for pruning
+-- their pages and setting their hint bits); with the reversed rounds every
+-- implementation runs before each other one in half of every 2n repetitions.
 CREATE FUNCTION bench.rotate(impls text[], r int) RETURNS text[]
     LANGUAGE sql IMMUTABLE
-    AS $$ SELECT array_agg(impls[1 + (i - 1 + r) % cardinality(impls)] ORDER BY i)
-            FROM generate_series(1, cardinality(impls)) AS i $$;
+    AS $$ SELECT array_agg(l[1 + (i - 1 + r) % cardinality(l)] ORDER BY i)
+            FROM (SELECT CASE WHEN (r / cardinality(impls)) % 2 = 0 THEN impls
+                              ELSE ARRAY(SELECT impls[j] FROM generate_subscripts(impls, 1, true) AS j) END) AS o(l),
+                 generate_series(1, cardinality(impls)) AS i $$;
 
 CREATE FUNCTION bench.store(case_name text, acc text[]) RETURNS void
     LANGUAGE sql AS $$
@@ -157,8 +165,11 @@ CREATE PROCEDURE bench.case_pull_since(case_name text, reps int, nchanged int, r
     LANGUAGE plpgsql AS $$
 DECLARE
     acc    text[] := '{}';
+    acc_first text[] := '{}';
     pages  text[] := '{}';
     ids    text[];
+    settled boolean;
+    n      bigint;
     tid    int := (SELECT t.table_id FROM _pg_sync.tables t WHERE t.relid = 'notes'::regclass);
     u      int;
     impl   text;
@@ -194,13 +205,17 @@ BEGIN
         ms := bench.epoch_ms(since);
         COMMIT;
         PERFORM pg_sleep(token_age);
+        -- the same changes in the three tables: notes (pg_sync), notes_raw
+        -- (the limit) and notes_pl (the baseline)
         IF nchanged = p.per_user AND spread = 1 THEN
             UPDATE notes SET title = title || '*', updated_at = clock_timestamp() WHERE owner = o;
+            UPDATE notes_raw SET title = title || '*', updated_at = clock_timestamp() WHERE owner = o;
             UPDATE notes_pl SET title = title || '*', updated_at = clock_timestamp() WHERE owner = o;
             COMMIT;
         ELSIF nchanged > 0 AND spread = 1 THEN
             ids := ARRAY(SELECT bench.user_row_id(u, m, p.users, p.heavy) FROM generate_series(0, nchanged - 1) AS m);
             UPDATE notes SET title = title || '*', updated_at = clock_timestamp() WHERE id = ANY (ids);
+            UPDATE notes_raw SET title = title || '*', updated_at = clock_timestamp() WHERE id = ANY (ids);
             UPDATE notes_pl SET title = title || '*', updated_at = clock_timestamp() WHERE id = ANY (ids);
             COMMIT;
         ELSIF nchanged > 0 THEN
@@ -208,6 +223,7 @@ BEGIN
                 ids := ARRAY(SELECT bench.user_row_id((u + j) % p.users, m, p.users, p.heavy)
                                FROM generate_series(0, spread - 1) AS j);
                 UPDATE notes SET title = title || '*', updated_at = clock_timestamp() WHERE id = ANY (ids);
+                UPDATE notes_raw SET title = title || '*', updated_at = clock_timestamp() WHERE id = ANY (ids);
                 UPDATE notes_pl SET title = title || '*', updated_at = clock_timestamp() WHERE id = ANY (ids);
             END LOOP;
             COMMIT;
@@ -216,7 +232,21 @@ BEGIN
             PERFORM sync_checkpoint();
             COMMIT;
         END IF;
-        FOREACH impl IN ARRAY bench.rotate('{pg_sync,limit,plpgsql}', r) LOOP
+        -- Every other repetition, the user's rows are read once before the
+        -- timed calls ("settled"), as any query after the writes would: the
+        -- first read of a page after an UPDATE prunes it and sets the hint
+        -- bits of its rows, which costs the first reader about as much again
+        -- as the read itself. In the other repetitions each implementation is
+        -- that first reader, of its own table ("first read"). The two are
+        -- stored as two cases: <case> and <case>_first.
+        settled := r % 2 = 1;
+        IF settled AND nchanged > 0 THEN
+            SELECT count(*) INTO n FROM notes WHERE owner = o AND title IS NOT NULL;
+            SELECT count(*) INTO n FROM notes_raw WHERE owner = o AND title IS NOT NULL;
+            SELECT count(*) INTO n FROM notes_pl WHERE owner = o AND title IS NOT NULL;
+            COMMIT;
+        END IF;
+        FOREACH impl IN ARRAY bench.rotate('{pg_sync,limit,plpgsql}', r / 2) LOOP
             IF impl = 'pg_sync' THEN
                 PERFORM set_config('request.jwt.claims', bench.claims(o), true);
                 t0 := clock_timestamp();
@@ -227,7 +257,7 @@ BEGIN
                 PERFORM bench.check(impl, bench.n_updated(v), nchanged);
             ELSIF impl = 'limit' THEN
                 t0 := clock_timestamp();
-                SELECT json_agg(t)::text INTO v FROM notes t WHERE t.owner = o AND t.updated_at > since;
+                SELECT json_agg(t)::text INTO v FROM notes_raw t WHERE t.owner = o AND t.updated_at > since;
                 t1 := clock_timestamp();
                 COMMIT;
                 t2 := clock_timestamp();
@@ -241,11 +271,16 @@ BEGIN
                 t2 := clock_timestamp();
                 PERFORM bench.check(impl, bench.n_updated(v), nchanged);
             END IF;
-            acc := acc || bench.rec(impl, r, t0, t1, t2, octet_length(v));
+            IF settled OR nchanged = 0 THEN
+                acc := acc || bench.rec(impl, r, t0, t1, t2, octet_length(v));
+            ELSE
+                acc_first := acc_first || bench.rec(impl, r, t0, t1, t2, octet_length(v));
+            END IF;
         END LOOP;
         IF nchanged > 0 THEN
             pages := pages
                 || concat_ws('|', 'notes', r, (SELECT count(DISTINCT (ctid::text::point)[0]) FROM notes WHERE owner = o))
+                || concat_ws('|', 'notes_raw', r, (SELECT count(DISTINCT (ctid::text::point)[0]) FROM notes_raw WHERE owner = o))
                 || concat_ws('|', 'notes_pl', r, (SELECT count(DISTINCT (ctid::text::point)[0]) FROM notes_pl WHERE owner = o))
                 || concat_ws('|', 'row_meta', r, (SELECT count(DISTINCT (ctid::text::point)[0]) FROM _pg_sync.row_meta
                                                    WHERE table_id = tid AND owner = o));
@@ -253,6 +288,7 @@ BEGIN
         END IF;
     END LOOP;
     PERFORM bench.store(case_name, acc);
+    PERFORM bench.store(case_name || '_first', acc_first);
     INSERT INTO bench.metric (case_name, impl, key, value, note)
     SELECT case_name, split_part(a, '|', 1), 'pages', split_part(a, '|', 3)::float8, 'rep ' || split_part(a, '|', 2)
       FROM unnest(pages) AS a

@@ -77,28 +77,30 @@ CREATE FUNCTION pg_temp.pages(c text, i text) RETURNS text LANGUAGE sql STABLE A
     SELECT coalesce(to_char(percentile_cont(0.5) WITHIN GROUP (ORDER BY value), 'FM999990'), '?')
       FROM bench.metric WHERE case_name = c AND impl = i AND key = 'pages' $$;
 
-SELECT pg_temp.row(format('Incremental pull: %s changed rows of one user, %s rows / %s users; %s; %s: on %s heap pages (median), its change records on %s',
+SELECT pg_temp.row(format('Incremental pull: %s changed rows of one user, %s rows / %s users; %s; %s: on %s heap pages (median), its change records on %s; %s',
                           coalesce(v.n, per_user), to_char(users::bigint * per_user + heavy, 'FM999,999,999'),
                           to_char(users, 'FM999,999'), v.label,
                           CASE WHEN v.interleaved
                                THEN format('owners interleaved, as an app writes them (%s users change one row each in turn)', :interleave)
                                WHEN v.n IS NOT NULL THEN 'the user''s rows written together (one UPDATE)'
                                ELSE 'the user''s rows written together (one UPDATE of them all)' END,
-                          pg_temp.pages(v.c, 'notes'), pg_temp.pages(v.c, 'row_meta')),
-       pg_temp.cell(v.c, 'pg_sync'), pg_temp.cell(v.c, 'limit'), pg_temp.cell(v.c, 'plpgsql'),
-       pg_temp.x(pg_temp.p50(v.c, 'pg_sync'), pg_temp.p50(v.c, 'limit')),
-       pg_temp.x(pg_temp.p50(v.c, 'plpgsql'), pg_temp.p50(v.c, 'pg_sync')),
+                          pg_temp.pages(v.c, 'notes'), pg_temp.pages(v.c, 'row_meta'), m.label),
+       pg_temp.cell(v.c || m.suffix, 'pg_sync'), pg_temp.cell(v.c || m.suffix, 'limit'), pg_temp.cell(v.c || m.suffix, 'plpgsql'),
+       pg_temp.x(pg_temp.p50(v.c || m.suffix, 'pg_sync'), pg_temp.p50(v.c || m.suffix, 'limit')),
+       pg_temp.x(pg_temp.p50(v.c || m.suffix, 'plpgsql'), pg_temp.p50(v.c || m.suffix, 'pg_sync')),
        '≤ 2× limit; p50 ≤ 0.5 ms',
-       pg_temp.yes(pg_temp.p50(v.c, 'pg_sync') <= 2 * pg_temp.p50(v.c, 'limit')
-                   AND pg_temp.p50(v.c, 'pg_sync') <= 0.5))
+       pg_temp.yes(pg_temp.p50(v.c || m.suffix, 'pg_sync') <= 2 * pg_temp.p50(v.c || m.suffix, 'limit')
+                   AND pg_temp.p50(v.c || m.suffix, 'pg_sync') <= 0.5))
   FROM bench.params,
        (VALUES (1, 'incr_write', 'the pull records a new checkpoint', false, NULL::int),
                (2, 'incr_reuse', 'the pull reuses a younger checkpoint', false, NULL),
                (3, 'incr_write_interleaved', 'the pull records a new checkpoint', true, NULL),
                (4, 'incr_reuse_interleaved', 'the pull reuses a younger checkpoint', true, NULL),
-               (5, 'incr_small', 'the pull reuses a younger checkpoint', false, :small)) AS v(o, c, label, interleaved, n)
- WHERE pg_temp.ran(v.c)
- ORDER BY v.o;
+               (5, 'incr_small', 'the pull reuses a younger checkpoint', false, :small)) AS v(o, c, label, interleaved, n),
+       (VALUES (1, '', 'the changed rows read once since they were written'),
+               (2, '_first', 'each implementation the first reader of the changed rows')) AS m(o, suffix, label)
+ WHERE pg_temp.ran(v.c || m.suffix)
+ ORDER BY v.o, m.o;
 
 SELECT pg_temp.row(format('Empty pull (nothing changed), same table; %s', v.label),
        pg_temp.cell(v.c, 'pg_sync'), pg_temp.cell(v.c, 'limit'), pg_temp.cell(v.c, 'plpgsql'),
@@ -295,7 +297,7 @@ INSERT INTO lines (line)
 SELECT format('| %s | %s | %s | %s ms | %s ms | %s |', case_name, impl, n, pg_temp.ms(p50), pg_temp.ms(call_p50),
               coalesce(to_char(bytes, 'FM999,999,999'), '—'))
   FROM stats
- ORDER BY array_position('{first_pull,incr_write,incr_reuse,incr_write_interleaved,incr_reuse_interleaved,incr_small,empty_write,empty_reuse,push_1k,push_10k,conflict_1k,conflict_10k}'::text[], case_name),
+ ORDER BY array_position('{first_pull,incr_write,incr_write_first,incr_reuse,incr_reuse_first,incr_write_interleaved,incr_write_interleaved_first,incr_reuse_interleaved,incr_reuse_interleaved_first,incr_small,incr_small_first,empty_write,empty_reuse,push_1k,push_10k,conflict_1k,conflict_10k}'::text[], case_name),
           array_position('{pg_sync,limit,limit_exact,plpgsql,read_rows}'::text[], impl),
           (SELECT v.ord FROM bench.cf_variant v WHERE v.name = impl);
 
@@ -304,13 +306,14 @@ INSERT INTO lines (line) VALUES
  ('Implementations:'),
  (''),
  ('- **pg_sync**: `sync_pull(token)` / `sync_push(doc::json, token)` with the user''s claims set in the transaction; the token of a push comes from `sync_checkpoint()` right before it.'),
- ('- **Physical limit**: plain SQL on the same rows, no sync logic. Pulls: `SELECT json_agg(t) FROM notes t WHERE owner = $1 [AND updated_at > $2]` on the registered table itself (all columns, timestamps as ISO text). `limit_exact` (first pull only, for reference) produces the same keys and values as pg_sync (timestamps as epoch ms). Pushes: the same document upserted with `INSERT … SELECT … FROM jsonb_to_recordset(…) ON CONFLICT (id) DO UPDATE` plus a `DELETE … WHERE id IN (…)` into `notes_raw`, an untracked copy with the same indexes.'),
+ ('- **Physical limit**: plain SQL on the same rows, no sync logic. Pulls: `SELECT json_agg(t) FROM notes t WHERE owner = $1` on the registered table itself for the first pull; `SELECT json_agg(t) FROM notes_raw t WHERE owner = $1 AND updated_at > $2` for incremental ones, on the untracked copy, to which each repetition makes the same changes as to `notes` (all columns, timestamps as ISO text). `limit_exact` (first pull only, for reference) produces the same keys and values as pg_sync (timestamps as epoch ms). Pushes: the same document upserted with `INSERT … SELECT … FROM jsonb_to_recordset(…) ON CONFLICT (id) DO UPDATE` plus a `DELETE … WHERE id IN (…)` into `notes_raw`, an untracked copy with the same indexes.'),
  ('- **PL/pgSQL baseline**: test/bench/sql/baseline.sql — `last_modified_at`/`deleted_at` kept by a trigger, `pull(last_pulled_at)` aggregating into jsonb, `push(changes, last_pulled_at)` with soft deletes and per-record updates, in the style of the Supabase WatermelonDB tutorial, on its own copy `notes_pl`.'),
  ('- **Write overhead**: pgbench, single-row INSERT / UPDATE transactions; pg_sync column = registered `notes`, limit column = unregistered `notes_raw`, baseline column = `notes_pl` with its trigger. "baseline ÷ pg_sync" there is registered TPS ÷ baseline-table TPS.'),
  ('- **App transaction** (write overhead): pgbench/app.sql, one transaction per pgbench transaction: INSERT a note, UPDATE another note of the same user (one of its first 10), INSERT a task of that note, UPDATE one of that note''s tasks (done toggled), SELECT the note''s tasks, COMMIT. pg_sync column = registered `notes` + `tasks`, limit column = unregistered `notes_raw` + `tasks_raw` (same rows and indexes); `tasks` (3 tasks on each of every user''s first 10 notes, indexes on owner and note_id) exists only while this case runs. The two variants take turns in every round.'),
  ('- **read_rows** (first pull only, for reference): reads the same rows and every column, makes no JSON: the floor below any encoding.'),
  ('- **Mixed load**: pgbench -M prepared over the Unix socket; latencies are per transaction as pgbench sees them (round trip included). A pull transaction sets the claims of a user of the client''s share and pulls with a token the client got between one and two token ages ago (pgbench/mixed_pull.sql); a push transaction pulls for a fresh token, builds a 10-record document (bench.mixed_doc) and pushes it. Clients never share users. "checkpoints recorded" counts the rows pulls added to _pg_sync.checkpoints.'),
- ('- **Incremental pull layouts**: the rows are loaded in id order and ids are hashes, so every user''s loaded rows are spread over the table either way; what an incremental pull reads is the rows changed since its token. *Written together*: one UPDATE of the user''s rows; a new version stays on its row''s page when that page has room, the others go together onto the pages the free space map offers (or the end of the table). *Owners interleaved, as an app writes them*: the user and the next users (INTERLEAVE_USERS in all) change one row each in turn, one statement per round, all in one transaction, so that the user''s new row versions lie a page or more apart, as when many users'' edits arrive over time. Same tables, rows and indexes for both; pg_sync, the limit and the baseline read the rows changed the same way (notes, notes_pl). The heap pages holding the user''s rows and its change records are counted after the timed calls of each repetition. Until VACUUM the rows'' old versions stay indexed where the rows were loaded, in both layouts; the interleaved cases run after the others and are followed by a VACUUM.'),
+ ('- **Incremental pull layouts**: the rows are loaded in id order and ids are hashes, so every user''s loaded rows are spread over the table either way; what an incremental pull reads is the rows changed since its token. *Written together*: one UPDATE of the user''s rows; a new version stays on its row''s page when that page has room, the others go together onto the pages the free space map offers (or the end of the table). *Owners interleaved, as an app writes them*: the user and the next users (INTERLEAVE_USERS in all) change one row each in turn, one statement per round, all in one transaction, so that the user''s new row versions lie a page or more apart, as when many users'' edits arrive over time. Same tables, rows and indexes for both; pg_sync, the limit and the baseline read the rows changed the same way, each in its own copy (notes, notes_raw, notes_pl), to which each repetition makes the same changes. The heap pages holding the user''s rows and its change records are counted after the timed calls of each repetition. Until VACUUM the rows'' old versions stay indexed where the rows were loaded, in both layouts; the interleaved cases run after the others and are followed by a VACUUM.'),
+ ('- **Incremental pull, first reader or not**: the first read of a heap page after an UPDATE prunes it and sets the hint bits of its rows, work about as large as the read itself that falls on whichever query reads the page first. Each incremental case therefore alternates two kinds of repetitions, reported as two rows: in one, an untimed query reads the user''s rows in all three tables before the timed calls (*read once since they were written*); in the other, each implementation is the first reader of the changed rows of its own table (*first reader*). The implementations run in an order that puts each before each other one equally often (rotations of the list, then of the list reversed).'),
  ('- **Checkpoint variants**: the client''s token is always older than pg_sync.checkpoint_interval. When it is the newest checkpoint, the pull records a new one (an INSERT, and a COMMIT that writes a commit record but, unless pg_sync.durable_checkpoints is on, does not wait for its flush); under load a pull usually reuses a checkpoint another client recorded less than pg_sync.checkpoint_interval ago. Both are measured.'),
  ('- **Conflict policies** (sql/conflicts.sql): the user "heavy" pushes N updated records (title, priority, a jsonb `tags` array, updated_at, and the version it saw) of a table of its own per variant; between the client''s token and the push one SQL UPDATE changes the same N rows (title, priority + 1, a tag appended, a newer updated_at), so every record conflicts. The baseline ("÷ baseline") is `abort` pushing the same N records with no conflicting server write: the cost of applying them when nothing conflicts. A conflicting push under `abort` fails as a whole with SY001; `abort_detect` is the time until that error. Data: under last_write_wins and merge''s `latest` the client''s updated_at is newer on 9 records in 10; under merge''s `max` the client''s priority is higher on even records; the custom functions return the client''s row with the title "<server> + <client>". Repetition 0 is a warm-up. The tables exist only while this case runs (registered tables are part of every pull).');
 
