@@ -36,6 +36,7 @@
 #include "utils/xid8.h"
 
 static SPIPlanPtr conflict_plan = NULL;
+static SPIPlanPtr conflict_range_plan = NULL;
 static SPIPlanPtr changed_plan = NULL;
 
 /* --- small helpers --- */
@@ -219,6 +220,59 @@ pushed_version(PushTable *pt, PushRecord *r, Datum *v, bool *isnull)
 }
 
 /*
+ * The conflicts of a push whose token names a checkpoint, from the records
+ * of the owner written since the token's xmin: a range of row_meta_changes,
+ * usually a few entries where probing the primary key for every pushed id
+ * costs a descent per id. Read with the statement's fresh snapshot, so a
+ * record is counted only if its write committed (an aborted write's index
+ * entry is not). ORDER BY xid keeps every plan on that index: by the
+ * primary key, xid would be a filter over every record of the owner. Gives
+ * up, returning false, when the range holds more
+ * records than about twice the push's (an owner with many changes since an
+ * old token): the caller then probes by id. Runs as the extension owner.
+ */
+static bool
+find_changed_since(PushTable *pt, SyncToken *tok)
+{
+	Datum		args[4];
+	int64		limit = (int64) pt->nrecs * 2 + 64;
+	uint64		j;
+	int			rc;
+
+	if (conflict_range_plan == NULL)
+	{
+		Oid			types[4] = {INT4OID, TEXTOID, PG_SNAPSHOTOID, INT8OID};
+
+		conflict_range_plan = sync_prepare(
+			"SELECT id, NOT pg_catalog.pg_visible_in_snapshot(xid, $3) FROM _pg_sync.row_meta"
+			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2"
+			"   AND xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($3)"
+			" ORDER BY xid LIMIT $4", 4, types);
+	}
+	args[0] = Int32GetDatum(pt->t->table_id);
+	args[1] = CStringGetTextDatum(pt->owner ? pt->owner : "");
+	args[2] = tok->snap;
+	args[3] = Int64GetDatum(limit);
+	rc = SPI_execute_plan(conflict_range_plan, args, NULL, false, 0);
+	sync_check_spi(rc, SPI_OK_SELECT, "checking conflicts");
+	if (SPI_processed >= (uint64) limit)
+		return false;
+	for (j = 0; j < SPI_processed; j++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[j];
+		bool		isnull;
+		PushRecord *r;
+
+		if (!DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)) || isnull)
+			continue;
+		r = record_of(pt, SPI_getvalue(tup, SPI_tuptable->tupdesc, 1));
+		if (r)
+			r->conflict = true;
+	}
+	return true;
+}
+
+/*
  * Lock stage: takes the push's locks on the table's records, locks the rows
  * that exist (reading them when the policy decides on them), and finds each
  * record's conflict. A row the caller may not write (another owner's, one
@@ -274,6 +328,11 @@ sync_push_lock(PushTable *pt, SyncToken *tok)
 
 	/* conflicts: rows changed after the token, read with a fresh snapshot */
 	sync_owner_enter(&owner_ctx);
+	if (tok->id != 0 && find_changed_since(pt, tok))
+	{
+		sync_owner_leave(&owner_ctx);
+		goto decided;
+	}
 	if (conflict_plan == NULL)
 	{
 		Oid			types[4] = {INT4OID, TEXTARRAYOID, PG_SNAPSHOTOID, TEXTOID};
@@ -311,6 +370,7 @@ sync_push_lock(PushTable *pt, SyncToken *tok)
 			r->conflict = true;
 	}
 
+decided:
 	for (i = 0; i < pt->nrecs; i++)
 	{
 		PushRecord *r = &pt->recs[i];

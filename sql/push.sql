@@ -66,6 +66,26 @@ SELECT id, title, likes FROM posts WHERE id = 's1';
 -- the client's own earlier push is not a conflict for the next sync
 SELECT pull() IS NOT NULL AS pulled;
 SELECT push('{"posts": {"updated": [{"id": "s1", "title": "Second edit"}]}}');
+-- conflicts are found from the owner's records written since the token;
+-- with more of them than about twice the pushed records, by the pushed ids:
+-- the same answers either way, and a rolled-back write is no conflict
+SELECT pull() IS NOT NULL AS pulled;
+INSERT INTO posts (id, title) SELECT 'many' || i, 'server' FROM generate_series(1, 70) i;
+UPDATE posts SET likes = likes + 1 WHERE id = 's1';
+SELECT push('{"posts": {"updated": [{"id": "s1", "title": "Stale after many"}]}}');
+SELECT pull() IS NOT NULL AS pulled;
+UPDATE posts SET likes = likes + 1 WHERE id LIKE 'many%';
+BEGIN;
+UPDATE posts SET likes = likes + 1 WHERE id = 's1';
+ROLLBACK;
+SELECT push('{"posts": {"updated": [{"id": "s1", "title": "After many and a rollback"}]}}');
+SELECT pull() IS NOT NULL AS pulled;
+BEGIN;
+UPDATE posts SET likes = likes + 1 WHERE id = 's1';
+ROLLBACK;
+SELECT push('{"posts": {"updated": [{"id": "s1", "title": "After a rollback"}]}}');
+SELECT id, title, likes FROM posts WHERE id = 's1';
+DELETE FROM posts WHERE id LIKE 'many%';
 
 -- policies
 CREATE TABLE prefs (id text PRIMARY KEY, val text);
