@@ -220,6 +220,30 @@ pushed_version(PushTable *pt, PushRecord *r, Datum *v, bool *isnull)
 }
 
 /*
+ * Marks the records whose ids the last SPI query returned (column 1) as
+ * conflicts; with flagged, only the rows whose column 2 is true.
+ */
+static void
+mark_conflicts(PushTable *pt, bool flagged)
+{
+	TupleDesc	td = SPI_tuptable->tupdesc;
+	uint64		j;
+
+	for (j = 0; j < SPI_processed; j++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[j];
+		PushRecord *r;
+		bool		isnull;
+
+		if (flagged && (!DatumGetBool(SPI_getbinval(tup, td, 2, &isnull)) || isnull))
+			continue;
+		r = record_of(pt, SPI_getvalue(tup, td, 1));
+		if (r)
+			r->conflict = true;
+	}
+}
+
+/*
  * The conflicts of a push whose token names a checkpoint, from the records
  * of the owner written since the token's xmin: a range of row_meta_changes,
  * usually a few entries where probing the primary key for every pushed id
@@ -227,16 +251,15 @@ pushed_version(PushTable *pt, PushRecord *r, Datum *v, bool *isnull)
  * record is counted only if its write committed (an aborted write's index
  * entry is not). ORDER BY xid keeps every plan on that index: by the
  * primary key, xid would be a filter over every record of the owner. Gives
- * up, returning false, when the range holds more
- * records than about twice the push's (an owner with many changes since an
- * old token): the caller then probes by id. Runs as the extension owner.
+ * up, returning false, when the range holds more records than about twice
+ * the push's (an owner with many changes since an old token): the caller
+ * then probes by id. Runs as the extension owner.
  */
 static bool
 find_changed_since(PushTable *pt, SyncToken *tok)
 {
 	Datum		args[4];
 	int64		limit = (int64) pt->nrecs * 2 + 64;
-	uint64		j;
 	int			rc;
 
 	if (conflict_range_plan == NULL)
@@ -257,19 +280,51 @@ find_changed_since(PushTable *pt, SyncToken *tok)
 	sync_check_spi(rc, SPI_OK_SELECT, "checking conflicts");
 	if (SPI_processed >= (uint64) limit)
 		return false;
-	for (j = 0; j < SPI_processed; j++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[j];
-		bool		isnull;
-		PushRecord *r;
-
-		if (!DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)) || isnull)
-			continue;
-		r = record_of(pt, SPI_getvalue(tup, SPI_tuptable->tupdesc, 1));
-		if (r)
-			r->conflict = true;
-	}
+	mark_conflicts(pt, true);
 	return true;
+}
+
+/*
+ * The conflicts of a push by its ids: the change record of each, by the
+ * records' primary key, changed after the token (every one that exists
+ * without a token). Runs as the extension owner.
+ */
+static void
+find_changed_by_id(PushTable *pt, SyncToken *tok, char **ids)
+{
+	Datum		args[4];
+	char		argnulls[4];
+	int			rc;
+
+	if (conflict_plan == NULL)
+	{
+		Oid			types[4] = {INT4OID, TEXTARRAYOID, PG_SNAPSHOTOID, TEXTOID};
+
+		/*
+		 * By (table_id, owner, id), the records' primary key: a shared
+		 * table's records all have the owner '' (capture.c, and
+		 * sync_mark_changed's scope). With the owner optional, the generic
+		 * plan the plan cache settles on scanned every record of the table.
+		 * deleted, which row_meta_changes does not carry, keeps that index
+		 * (which carries the ids) from answering it by reading every record
+		 * of the owner: a generic plan counts on an owner of average size.
+		 * One row per id (the primary key).
+		 */
+		conflict_plan = sync_prepare(
+			"SELECT id, deleted FROM _pg_sync.row_meta"
+			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $4"
+			"   AND id OPERATOR(pg_catalog.=) ANY($2)"
+			"   AND ($3 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(xid, $3))", 4, types);
+	}
+	args[0] = Int32GetDatum(pt->t->table_id);
+	args[1] = text_array(ids, pt->nrecs);
+	args[2] = tok->id != 0 ? tok->snap : (Datum) 0;
+	args[3] = CStringGetTextDatum(pt->owner ? pt->owner : "");
+	argnulls[0] = argnulls[1] = argnulls[3] = ' ';
+	argnulls[2] = tok->id != 0 ? ' ' : 'n';
+	rc = SPI_execute_plan(conflict_plan, args, argnulls, false, 0);
+	sync_check_spi(rc, SPI_OK_SELECT, "checking conflicts");
+	mark_conflicts(pt, false);
 }
 
 /*
@@ -283,8 +338,7 @@ sync_push_lock(PushTable *pt, SyncToken *tok)
 {
 	SyncTable  *t = pt->t;
 	char	  **ids = palloc(sizeof(char *) * (pt->nrecs + 1));
-	Datum		args[4];
-	char		argnulls[4];
+	Datum		args[1];
 	bool		check_all = tok->id == 0 || tok->sees_nothing || pt->new_since_token;
 	bool		reads = sync_policy_reads_rows(t);
 	SyncOwnerCtx owner_ctx;
@@ -328,49 +382,10 @@ sync_push_lock(PushTable *pt, SyncToken *tok)
 
 	/* conflicts: rows changed after the token, read with a fresh snapshot */
 	sync_owner_enter(&owner_ctx);
-	if (tok->id != 0 && find_changed_since(pt, tok))
-	{
-		sync_owner_leave(&owner_ctx);
-		goto decided;
-	}
-	if (conflict_plan == NULL)
-	{
-		Oid			types[4] = {INT4OID, TEXTARRAYOID, PG_SNAPSHOTOID, TEXTOID};
-
-		/*
-		 * By (table_id, owner, id), the records' primary key: a shared
-		 * table's records all have the owner '' (capture.c, and
-		 * sync_mark_changed's scope). With the owner optional, the generic
-		 * plan the plan cache settles on scanned every record of the table.
-		 * deleted, which row_meta_changes does not carry, keeps that index
-		 * (which carries the ids) from answering it by reading every record
-		 * of the owner: a generic plan counts on an owner of average size.
-		 * One row per id (the primary key).
-		 */
-		conflict_plan = sync_prepare(
-			"SELECT id, deleted FROM _pg_sync.row_meta"
-			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $4"
-			"   AND id OPERATOR(pg_catalog.=) ANY($2)"
-			"   AND ($3 IS NULL OR NOT pg_catalog.pg_visible_in_snapshot(xid, $3))", 4, types);
-	}
-	args[0] = Int32GetDatum(t->table_id);
-	args[1] = text_array(ids, pt->nrecs);
-	args[2] = tok->id != 0 ? tok->snap : (Datum) 0;
-	args[3] = CStringGetTextDatum(pt->owner ? pt->owner : "");
-	argnulls[0] = argnulls[1] = argnulls[3] = ' ';
-	argnulls[2] = tok->id != 0 ? ' ' : 'n';
-	rc = SPI_execute_plan(conflict_plan, args, argnulls, false, 0);
+	if (tok->id == 0 || !find_changed_since(pt, tok))
+		find_changed_by_id(pt, tok, ids);
 	sync_owner_leave(&owner_ctx);
-	sync_check_spi(rc, SPI_OK_SELECT, "checking conflicts");
-	for (j = 0; j < SPI_processed; j++)
-	{
-		PushRecord *r = record_of(pt, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1));
 
-		if (r)
-			r->conflict = true;
-	}
-
-decided:
 	for (i = 0; i < pt->nrecs; i++)
 	{
 		PushRecord *r = &pt->recs[i];
