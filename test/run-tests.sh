@@ -67,7 +67,10 @@ run_suite "make run: shell tests (as a new user meets it)" make-run env PGSYNC_S
 if grep -q "terminated by signal" "$dir/server.log"; then
   echo "== the server log shows a crash:"; grep -B2 -A2 "terminated by signal" "$dir/server.log"
   status=1; failed=$((failed + 1))
+  grep -B2 -A2 "terminated by signal" "$dir/server.log" >"$dir/crash.txt"
+  note_failure "the test cluster's server log shows a crash" "$dir/crash.txt"
 fi
 
+print_failures
 echo "$passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -1,5 +1,33 @@
-# Sourced by test/run-tests.sh and test/assert/run.sh: running suites and
-# adding up what they report into the caller's passed, failed and status.
+# Sourced by test/run-tests.sh, test/assert/run.sh and test/versions/run.sh:
+# running suites and adding up what they report into the caller's passed,
+# failed and status. Each failure is also noted with the end of its output,
+# and print_failures repeats those notes just before the totals, where the
+# end of a long log shows them.
+
+failures_file=$(mktemp "${TMPDIR:-/tmp}/pg_sync_failures.XXXXXX")
+
+# note_failure TITLE LOG [tap]: the failing suite's title and the end of its
+# output; for node's test runner, its failing subtests first.
+note_failure() {
+  local title=$1 log=$2 format=${3:-}
+  {
+    echo "== FAILED: $title"
+    if [ "$format" = tap ] && grep -qE '^[[:space:]]*not ok' "$log"; then
+      grep -E -A24 '^[[:space:]]*not ok' "$log" | head -n 120 | sed 's/^/  | /'
+    else
+      tail -n 40 "$log" | sed 's/^/  | /'
+    fi
+  } >>"$failures_file"
+}
+
+# Prints the notes of the failures so far (nothing when there were none).
+print_failures() {
+  if [ -s "$failures_file" ]; then
+    echo "== what failed (the end of each failing suite's output)"
+    cat "$failures_file"
+  fi
+  rm -f "$failures_file"
+}
 
 # pg_regress suite and isolation specs of the tree DIR, built against
 # PG_CONFIG, on the server of PGHOST/PGPORT; prints regression.diffs. Returns
@@ -14,6 +42,14 @@ installcheck_counted() { # DIR PG_CONFIG [make variables...]
   for f in "$dir/regression.diffs" "$dir/output_iso/regression.diffs"; do
     [ -s "$f" ] && { echo "== $f"; cat "$f"; }
   done
+  if [ "$st" -ne 0 ]; then
+    { grep -E 'FAILED|failed \(ignored\)|tests? failed' "$dir/installcheck.log"
+      for f in "$dir/regression.diffs" "$dir/output_iso/regression.diffs"; do
+        [ -s "$f" ] && head -n 60 "$f"
+      done; } >"$dir/installcheck.failed" 2>/dev/null
+    note_failure "make installcheck ($pgc)" "$dir/installcheck.failed"
+    rm -f "$dir/installcheck.failed"
+  fi
   while read -r line; do
     if [[ $line =~ All\ ([0-9]+)\ tests\ passed ]]; then p=$((p + BASH_REMATCH[1]))
     elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
@@ -31,7 +67,7 @@ installcheck_counted() { # DIR PG_CONFIG [make variables...]
 # exit sets status and counts one failure if the suite reported none.
 # (Its output goes through a file of its own: a suite may run suites itself.)
 run_suite() { # TITLE FORMAT COMMAND...
-  local format=$2 st p f log
+  local title=$1 format=$2 st p f log
   echo "== $1"; shift 2
   log=$(mktemp "${TMPDIR:-/tmp}/pg_sync_suite.XXXXXX")
   "$@" 2>&1 | tee "$log"
@@ -43,6 +79,7 @@ run_suite() { # TITLE FORMAT COMMAND...
     p=$(sed -n "s/^$format: \([0-9]*\) passed, [0-9]* failed\$/\1/p" "$log" | tail -1)
     f=$(sed -n "s/^$format: [0-9]* passed, \([0-9]*\) failed\$/\1/p" "$log" | tail -1)
   fi
+  if [ "$st" -ne 0 ] || [ "${f:-0}" -ne 0 ]; then note_failure "$title" "$log" "$format"; fi
   rm -f "$log"
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
   if [ "$st" -ne 0 ]; then status=1; [ "${f:-0}" -eq 0 ] && failed=$((failed + 1)); fi
@@ -53,11 +90,14 @@ run_suite() { # TITLE FORMAT COMMAND...
 # pipefail): one pass or one failure, "NAME ... ok" / "NAME ... FAILED".
 # The NOTICE lines of its psql sessions are left out of the output.
 run_check() { # TITLE NAME COMMAND...
-  local name=$2
+  local title=$1 name=$2 log
   echo "== $1"; shift 2
-  if "$@" 2>&1 | grep -v NOTICE; then
+  log=$(mktemp "${TMPDIR:-/tmp}/pg_sync_check.XXXXXX")
+  if "$@" 2>&1 | grep -v NOTICE | tee "$log"; then
     passed=$((passed + 1)); echo "$name ... ok"
   else
     failed=$((failed + 1)); echo "$name ... FAILED"; status=1
+    note_failure "$title" "$log"
   fi
+  rm -f "$log"
 }

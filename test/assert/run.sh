@@ -141,8 +141,9 @@ installcheck_counted "$tree" "$pgc" "${args[@]}"
 
 if grep -qE "TRAP:|terminated by signal" "$log"; then
   echo "== the server log shows an assertion failure or a crash:"
-  grep -E -B2 -A12 "TRAP:|terminated by signal" "$log" | head -80
+  grep -E -B2 -A12 "TRAP:|terminated by signal" "$log" | head -80 | tee "$work/crash.txt"
   failed=$((failed + 1))
+  note_failure "assert build: the server log shows an assertion failure or a crash" "$work/crash.txt"
 fi
 if [ -n "$vgpid" ]; then
   as_pg "$prefix/bin/pg_ctl" -D "$work/cluster/data" -m fast -w -t 600 stop >/dev/null 2>&1
@@ -155,5 +156,6 @@ if [ -n "$vgpid" ]; then
     failed=$((failed + 1))
   fi
 fi
+print_failures
 echo "assert build: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -61,9 +61,11 @@ if [ "${1:-}" = --inside ]; then
   bash test/cluster.sh stop "$cluster" >/dev/null 2>&1
   if grep -qE "TRAP:|terminated by signal|was terminated by exception" "$cluster/server.log"; then
     echo "== the server log shows a crash:"
-    grep -E -B2 -A12 "TRAP:|terminated by signal|was terminated by exception" "$cluster/server.log" | head -80
+    grep -E -B2 -A12 "TRAP:|terminated by signal|was terminated by exception" "$cluster/server.log" | head -80 | tee "$cluster/crash.txt"
     failed=$((failed + 1))
+    note_failure "postgresql $major: the server log shows a crash" "$cluster/crash.txt"
   fi
+  print_failures
   echo "postgresql $major: $passed passed, $failed failed"
   [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]; exit
 fi
@@ -72,7 +74,7 @@ fi
 dir=${PGSYNC_VERSIONS_DIR:-/var/tmp/pg_sync-versions}
 majors=${*:-17 18}
 passed=0; failed=0; status=0
-say_fail() { echo "other versions: $*" >&2; failed=$((failed + 1)); }
+say_fail() { echo "other versions: $*" >&2; echo "== FAILED: other versions: $*" >>"$failures_file"; failed=$((failed + 1)); }
 [ "$(id -u)" = 0 ] || { echo "other versions: needs root (debootstrap, chroot)" >&2; echo "other versions: 0 passed, 1 failed"; exit 1; }
 command -v debootstrap >/dev/null || { echo "other versions: needs debootstrap (apt-get install debootstrap)" >&2; echo "other versions: 0 passed, 1 failed"; exit 1; }
 mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/*$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
@@ -137,5 +139,6 @@ for major in $majors; do
     chroot "$r" /usr/bin/env -i "${envs[@]}" bash /tmp/pg_sync/test/versions/run.sh --inside "$major" $((55480 + major - 14))
   unmount_all
 done
+print_failures
 echo "other versions: $passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
