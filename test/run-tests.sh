@@ -64,12 +64,7 @@ run_suite "make run: shell tests (as a new user meets it)" make-run env PGSYNC_S
 
 # a backend that died of a signal restarted the whole server: a failure,
 # whatever the suites that ran on this cluster said
-if grep -q "terminated by signal" "$dir/server.log"; then
-  echo "== the server log shows a crash:"; grep -B2 -A2 "terminated by signal" "$dir/server.log"
-  status=1; failed=$((failed + 1))
-  grep -B2 -A2 "terminated by signal" "$dir/server.log" >"$dir/crash.txt"
-  note_failure "the test cluster's server log shows a crash" "$dir/crash.txt"
-fi
+server_log_failure "the server log shows a crash" "$dir/server.log" "terminated by signal"
 
 print_failures
 echo "$passed passed, $failed failed"

@@ -6,18 +6,34 @@
 
 failures_file=$(mktemp "${TMPDIR:-/tmp}/pg_sync_failures.XXXXXX")
 
-# note_failure TITLE LOG [tap]: the failing suite's title and the end of its
-# output; for node's test runner, its failing subtests first.
+# note_failure TITLE [LOG [tap]]: the failing suite's title and the end of its
+# output, if any; for node's test runner, its failing subtests first.
 note_failure() {
-  local title=$1 log=$2 format=${3:-}
+  local title=$1 log=${2:-} format=${3:-}
   {
     echo "== FAILED: $title"
-    if [ "$format" = tap ] && grep -qE '^[[:space:]]*not ok' "$log"; then
+    if [ -z "$log" ]; then
+      :
+    elif [ "$format" = tap ] && grep -qE '^[[:space:]]*not ok' "$log"; then
       grep -E -A24 '^[[:space:]]*not ok' "$log" | head -n 120 | sed 's/^/  | /'
     else
       tail -n 40 "$log" | sed 's/^/  | /'
     fi
   } >>"$failures_file"
+}
+
+# server_log_failure TITLE LOG PATTERN: when the server log LOG has lines
+# matching PATTERN (a backend killed by a signal, a failed assertion), prints
+# them with their context and counts and notes one failure.
+server_log_failure() {
+  local title=$1 log=$2 pattern=$3 found
+  grep -qE "$pattern" "$log" || return 0
+  echo "== $title:"
+  found=$(mktemp "${TMPDIR:-/tmp}/pg_sync_crash.XXXXXX")
+  grep -E -B2 -A12 "$pattern" "$log" | head -80 | tee "$found"
+  failed=$((failed + 1)); status=1
+  note_failure "$title" "$found"
+  rm -f "$found"
 }
 
 # Prints the notes of the failures so far (nothing when there were none).

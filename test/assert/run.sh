@@ -139,12 +139,7 @@ args=()
 passed=0; failed=0
 installcheck_counted "$tree" "$pgc" "${args[@]}"
 
-if grep -qE "TRAP:|terminated by signal" "$log"; then
-  echo "== the server log shows an assertion failure or a crash:"
-  grep -E -B2 -A12 "TRAP:|terminated by signal" "$log" | head -80 | tee "$work/crash.txt"
-  failed=$((failed + 1))
-  note_failure "assert build: the server log shows an assertion failure or a crash" "$work/crash.txt"
-fi
+server_log_failure "assert build: the server log shows an assertion failure or a crash" "$log" "TRAP:|terminated by signal"
 if [ -n "$vgpid" ]; then
   as_pg "$prefix/bin/pg_ctl" -D "$work/cluster/data" -m fast -w -t 600 stop >/dev/null 2>&1
   vgpid=""

@@ -59,12 +59,8 @@ if [ "${1:-}" = --inside ]; then
   run_check test/crash/run.sh crash/run.sh env PGSYNC_CRASH_PORT=$((56350 + major - 14)) bash test/crash/run.sh
   run_suite test/failover/run.sh failover env PGSYNC_FAILOVER_PORT=$((56300 + 2 * (major - 14))) bash test/failover/run.sh
   bash test/cluster.sh stop "$cluster" >/dev/null 2>&1
-  if grep -qE "TRAP:|terminated by signal|was terminated by exception" "$cluster/server.log"; then
-    echo "== the server log shows a crash:"
-    grep -E -B2 -A12 "TRAP:|terminated by signal|was terminated by exception" "$cluster/server.log" | head -80 | tee "$cluster/crash.txt"
-    failed=$((failed + 1))
-    note_failure "postgresql $major: the server log shows a crash" "$cluster/crash.txt"
-  fi
+  server_log_failure "postgresql $major: the server log shows a crash" "$cluster/server.log" \
+    "TRAP:|terminated by signal|was terminated by exception"
   print_failures
   echo "postgresql $major: $passed passed, $failed failed"
   [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]; exit
@@ -74,7 +70,7 @@ fi
 dir=${PGSYNC_VERSIONS_DIR:-/var/tmp/pg_sync-versions}
 majors=${*:-17 18}
 passed=0; failed=0; status=0
-say_fail() { echo "other versions: $*" >&2; echo "== FAILED: other versions: $*" >>"$failures_file"; failed=$((failed + 1)); }
+say_fail() { echo "other versions: $*" >&2; note_failure "other versions: $*"; failed=$((failed + 1)); }
 [ "$(id -u)" = 0 ] || { echo "other versions: needs root (debootstrap, chroot)" >&2; echo "other versions: 0 passed, 1 failed"; exit 1; }
 command -v debootstrap >/dev/null || { echo "other versions: needs debootstrap (apt-get install debootstrap)" >&2; echo "other versions: 0 passed, 1 failed"; exit 1; }
 mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/*$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
