@@ -118,7 +118,7 @@ test('a device that listens syncs when told: every write is hinted; latency meas
         handled = pullEvents()
         await idle
         if (await A.has('tasks', id)) break
-        assert.ok(hints < 5, 'the push was hinted within a few polls after it')
+        assert.ok(hints < 2, 'the device had the push after the first or the second hint')
       }
     }
     await assertConverged(stack, [A])
