@@ -154,11 +154,12 @@ $$;
 --             n > 1: the user and the n - 1 users after it change their rows
 --             interleaved, as an app's writes arrive: statement m updates
 --             row m of each of the n users, so that the user's new row
---             versions (and those of the baseline's copy) lie about n rows,
---             a page or more, apart. One transaction either way.
+--             versions (and those of the limit's and the baseline's copies)
+--             lie about n rows, a page or more, apart. One transaction
+--             either way.
 -- After the timed calls of a repetition, the heap pages holding the user's
--- rows (notes, notes_pl) and its change records are counted (bench.metric,
--- key "pages").
+-- rows (notes, notes_raw, notes_pl) and its change records are counted
+-- (bench.metric, key "pages").
 ------------------------------------------------------------------------
 CREATE PROCEDURE bench.case_pull_since(case_name text, reps int, nchanged int, reuse boolean, ubase int,
                                        spread int DEFAULT 1)
