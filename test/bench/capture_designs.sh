@@ -36,7 +36,7 @@
 #
 # Variables: USERS, PER_USER, HEAVY (rows of the user "heavy"), NOTES_INDEX
 # (columns of the user tables' secondary index, default "owner,
-# updated_at"), DESIGNS (default "a b c cw d e f g"; a is always run),
+# updated_at"), DESIGNS (default "a b c cw d e f g h ht hc"; a is always run),
 # WRITE_SECS, ROUNDS, CLIENTS, GROWTH_UPDATES, HEAVY_CHANGED, USER_CHANGED,
 # PULL_EDITS, PULL_REPS.
 set -euo pipefail
@@ -57,14 +57,14 @@ else
   : "${WRITE_SECS:=10}" "${ROUNDS:=3}" "${GROWTH_UPDATES:=10000}" "${PULL_REPS:=30}"
 fi
 : "${CLIENTS:=8}" "${HEAVY_CHANGED:=100}" "${USER_CHANGED:=10}" "${PULL_EDITS:=2}"
-: "${NOTES_INDEX:=owner, updated_at}" "${DESIGNS:=a b c cw d e f g}"
+: "${NOTES_INDEX:=owner, updated_at}" "${DESIGNS:=a b c cw d e f g h ht hc}"
 
 designs=(a)
 for d in $DESIGNS; do
   case $d in
     a) ;;
-    b | c | cw | d | e | f | g) designs+=("$d") ;;
-    *) echo "unknown design \"$d\" in DESIGNS (known: a b c cw d e f g)" >&2; exit 2 ;;
+    b | c | cw | d | e | f | g | h | ht | hc) designs+=("$d") ;;
+    *) echo "unknown design \"$d\" in DESIGNS (known: a b c cw d e f g h ht hc)" >&2; exit 2 ;;
   esac
 done
 pull_designs=()

@@ -21,6 +21,15 @@
 --   f   a no-op statement trigger with transition tables
 --   g   b's storage (cd.meta_g) written by the write statement itself (a
 --       data-modifying CTE, no trigger)
+--   h   no record: the user table's own rows carry the xid of their last
+--       write, in a column (xid) indexed with the owner (owner, xid), set by
+--       the write statement itself (no trigger); deletes would leave a
+--       tombstone elsewhere (not exercised: the writes insert and update)
+--   ht  h's storage, the column set by a BEFORE INSERT OR UPDATE row
+--       trigger (PL/pgSQL) instead of the statement
+--   hc  h, plus a C row trigger BEFORE UPDATE that sets a column of the
+--       new row (contrib's moddatetime, on updated_at): what a C trigger
+--       stamping the xid would add to an UPDATE
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 
@@ -58,7 +67,13 @@ INSERT INTO cd.design VALUES
          '{cd.log_e,cd.rec_e}', '{cd.rec_e}'),
   ('f',  7, 'F no-op trigger',   'nothing (the statement trigger and its transition tables only)', '{}', '{}'),
   ('g',  8, 'G B by SQL',        'B''s upsert, in the write statement (data-modifying CTE), no trigger',
-         '{cd.meta_g}', '{cd.meta_g}');
+         '{cd.meta_g}', '{cd.meta_g}'),
+  ('h',  9, 'H xid in the row',  'the row''s own xid column, set by the write statement, in a user-table index (owner, xid)',
+         '{}', '{cd.notes_h}'),
+  ('ht', 10, 'Ht H by trigger',  'H''s column, set by a BEFORE INSERT OR UPDATE row trigger',
+         '{}', '{cd.notes_ht}'),
+  ('hc', 11, 'Hc H + C trigger', 'H, plus a C row trigger BEFORE UPDATE setting a column (moddatetime)',
+         '{}', '{cd.notes_hc}');
 
 -- The source rows: users x per_user rows of ordinary users u00000.. plus
 -- the user "heavy" with heavy rows (rows 1..heavy), as in sql/schema.sql.
@@ -156,7 +171,13 @@ DECLARE
     r text;
 BEGIN
     EXECUTE format('CREATE TABLE %s (LIKE cd.source)', t);
-    EXECUTE format('INSERT INTO %s SELECT * FROM cd.source ORDER BY id', t);
+    IF d IN ('h', 'ht', 'hc') THEN
+        EXECUTE format('ALTER TABLE %s ADD COLUMN xid xid8 NOT NULL', t);
+        EXECUTE format('INSERT INTO %s SELECT s.*, pg_current_xact_id() FROM cd.source s ORDER BY id', t);
+        EXECUTE format('CREATE INDEX %s_changes ON %s (owner, xid)', 'notes_' || d, t);
+    ELSE
+        EXECUTE format('INSERT INTO %s SELECT * FROM cd.source ORDER BY id', t);
+    END IF;
     EXECUTE format('ALTER TABLE %s ADD PRIMARY KEY (id)', t);
     EXECUTE format('CREATE INDEX ON %s (%s)', t, idx);
 
@@ -191,6 +212,20 @@ BEGIN
         EXECUTE format('CREATE INDEX %s_changes ON %s (table_id, owner, xid)', 'log_' || d, r);
     END IF;
 
+    IF d = 'ht' THEN
+        CREATE FUNCTION cd.stamp_ht() RETURNS trigger LANGUAGE plpgsql AS $body$
+        BEGIN
+            NEW.xid := pg_current_xact_id();
+            RETURN NEW;
+        END $body$;
+        CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON cd.notes_ht
+            FOR EACH ROW EXECUTE FUNCTION cd.stamp_ht();
+    END IF;
+    IF d = 'hc' THEN
+        CREATE EXTENSION IF NOT EXISTS moddatetime;
+        CREATE TRIGGER stamp BEFORE UPDATE ON cd.notes_hc
+            FOR EACH ROW EXECUTE FUNCTION moddatetime(updated_at);
+    END IF;
     IF d IN ('b', 'c', 'cw', 'd', 'e', 'f') THEN
         PERFORM cd.make_trigger_function(d);
         EXECUTE format('CREATE TRIGGER capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
@@ -218,17 +253,25 @@ RETURNS TABLE (role text, tbl regclass, rel regclass, kind text) LANGUAGE sql ST
 
 -- The statements of the benchmark's writes into design d (pgbench scripts
 -- and edits): an INSERT of a new row, an UPDATE of row $1. Design g writes
--- its row_meta in the same statement.
+-- its row_meta in the same statement, designs h and hc the row's xid column.
 CREATE FUNCTION cd.write_sql(d text, op text, id_expr text, owner_expr text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     w text;
 BEGIN
-    IF op = 'insert' THEN
+    IF op = 'insert' AND d IN ('h', 'hc') THEN
+        RETURN format($s$INSERT INTO cd.notes_%s (id, owner, title, body, done, priority, score, created_at, updated_at, xid)
+VALUES (%s, %s, 'Written note',
+        'A note written by the write-overhead test; its body is about one hundred bytes long, like the rest.',
+        false, 7, 2.5, now(), now(), pg_current_xact_id())$s$, d, id_expr, owner_expr);
+    ELSIF op = 'insert' THEN
         w := format($s$INSERT INTO cd.notes_%s (id, owner, title, body, done, priority, score, created_at, updated_at)
 VALUES (%s, %s, 'Written note',
         'A note written by the write-overhead test; its body is about one hundred bytes long, like the rest.',
         false, 7, 2.5, now(), now())$s$, d, id_expr, owner_expr);
+    ELSIF d IN ('h', 'hc') THEN
+        RETURN format($s$UPDATE cd.notes_%s SET title = 'Edited note', updated_at = now(), xid = pg_current_xact_id()
+ WHERE id = %s$s$, d, id_expr);
     ELSE
         w := format($s$UPDATE cd.notes_%s SET title = 'Edited note', updated_at = now() WHERE id = %s$s$, d, id_expr);
     END IF;
@@ -271,6 +314,10 @@ BEGIN
         -- range scan of (table_id, owner, xid)
         WHEN 'b' THEN format('SELECT id, deleted FROM cd.meta_b WHERE table_id = 1 AND owner = %L AND %s', who, since)
         WHEN 'g' THEN format('SELECT id, deleted FROM cd.meta_g WHERE table_id = 1 AND owner = %L AND %s', who, since)
+        -- range scan of the user table's (owner, xid)
+        WHEN 'h' THEN format('SELECT id, false FROM cd.notes_h WHERE owner = %L AND %s', who, since)
+        WHEN 'ht' THEN format('SELECT id, false FROM cd.notes_ht WHERE owner = %L AND %s', who, since)
+        WHEN 'hc' THEN format('SELECT id, false FROM cd.notes_hc WHERE owner = %L AND %s', who, since)
         -- every record of the owner, filtered
         WHEN 'c' THEN format('SELECT id, deleted FROM cd.rec_c WHERE table_id = 1 AND owner = %L AND %s', who, since)
         -- the owner's watermark first: an owner without changes costs one lookup
