@@ -27,9 +27,9 @@
 --       tombstone elsewhere (not exercised: the writes insert and update)
 --   ht  h's storage, the column set by a BEFORE INSERT OR UPDATE row
 --       trigger (PL/pgSQL) instead of the statement
---   hc  h, plus a C row trigger BEFORE UPDATE that sets a column of the
---       new row (contrib's moddatetime, on updated_at): what a C trigger
---       stamping the xid would add to an UPDATE
+--   hc  h, plus a C row trigger BEFORE INSERT OR UPDATE that sets a column
+--       of the new row (contrib's insert_username, on title): what a C
+--       trigger stamping the xid would add to a write
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 
@@ -72,7 +72,7 @@ INSERT INTO cd.design VALUES
          '{}', '{cd.notes_h}'),
   ('ht', 10, 'Ht H by trigger',  'H''s column, set by a BEFORE INSERT OR UPDATE row trigger',
          '{}', '{cd.notes_ht}'),
-  ('hc', 11, 'Hc H + C trigger', 'H, plus a C row trigger BEFORE UPDATE setting a column (moddatetime)',
+  ('hc', 11, 'Hc H + C trigger', 'H, plus a C row trigger BEFORE INSERT OR UPDATE setting a column (insert_username)',
          '{}', '{cd.notes_hc}');
 
 -- The source rows: users x per_user rows of ordinary users u00000.. plus
@@ -222,9 +222,9 @@ BEGIN
             FOR EACH ROW EXECUTE FUNCTION cd.stamp_ht();
     END IF;
     IF d = 'hc' THEN
-        CREATE EXTENSION IF NOT EXISTS moddatetime;
-        CREATE TRIGGER stamp BEFORE UPDATE ON cd.notes_hc
-            FOR EACH ROW EXECUTE FUNCTION moddatetime(updated_at);
+        CREATE EXTENSION IF NOT EXISTS insert_username;
+        CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON cd.notes_hc
+            FOR EACH ROW EXECUTE FUNCTION insert_username(title);
     END IF;
     IF d IN ('b', 'c', 'cw', 'd', 'e', 'f') THEN
         PERFORM cd.make_trigger_function(d);
