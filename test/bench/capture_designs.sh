@@ -3,12 +3,13 @@
 # pulls and storage) of the candidate ways to record changes, side by side
 # in one run on one cluster.
 #
-#   test/bench/capture_designs.sh           default sizes (10,000 users x 100 rows), about 12 minutes on 2 cores
-#   QUICK=1 test/bench/capture_designs.sh   smoke run with small sizes, about 3 minutes
+#   test/bench/capture_designs.sh           default sizes (10,000 users x 100 rows), about 15 minutes on 2 cores
+#   QUICK=1 test/bench/capture_designs.sh   smoke run with small sizes, about 4 minutes
 #
 # Needs PostgreSQL 15's server binaries (PGBIN, default
-# /usr/lib/postgresql/15/bin) and pg_prewarm (contrib), not pg_sync: every
-# design is a plain SQL / PL/pgSQL emulation of the storage it writes
+# /usr/lib/postgresql/15/bin) and its contrib modules pg_prewarm,
+# pgstattuple and insert_username, not pg_sync: every design is a plain
+# SQL / PL/pgSQL emulation of the storage it writes
 # (sql/capture_designs.sql). Starts a cluster of its own (port
 # CAPTURE_BENCH_PORT, default 54392, in a directory under /tmp, running as
 # postgres when started as root), stopped and removed on exit
