@@ -307,10 +307,14 @@ find_changed_by_id(PushTable *pt, SyncToken *tok, char **ids)
 		 * plan the plan cache settles on scanned every record of the table.
 		 * deleted, which row_meta_changes does not carry, keeps that index
 		 * (which carries the ids) from answering it by reading every record
-		 * of the owner: a generic plan counts on an owner of average size.
+		 * of the owner. Planned for each call: the generic plan, counting on
+		 * an owner of average size, took only (table_id, owner) from the
+		 * primary key and filtered the ids, reading every record of the
+		 * owner (28 ms for 3 ids of an owner of 100,000 records). Planned
+		 * for the call's owner and ids, the ids are looked up in the key.
 		 * One row per id (the primary key).
 		 */
-		conflict_plan = sync_prepare(
+		conflict_plan = sync_prepare_custom(
 			"SELECT id, deleted FROM _pg_sync.row_meta"
 			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $4"
 			"   AND id OPERATOR(pg_catalog.=) ANY($2)"
@@ -964,7 +968,8 @@ forget_origins(PushTable *pt, Datum *ids, int n)
 	{
 		Oid			types[4] = {INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID};
 
-		forget_plan = sync_prepare(
+		/* planned for each call, as find_changed_by_id's check is */
+		forget_plan = sync_prepare_custom(
 			"UPDATE _pg_sync.row_meta SET origin = NULL, origin_hash = NULL, origin_cols = NULL"
 			" WHERE table_id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2"
 			"   AND id OPERATOR(pg_catalog.=) ANY($4) AND origin OPERATOR(pg_catalog.=) $3", 4, types);
@@ -1036,7 +1041,8 @@ note_origins(PushTable *pt)
 	{
 		Oid			types[6] = {INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
 
-		origin_plan = sync_prepare(
+		/* planned for each call, as find_changed_by_id's check is */
+		origin_plan = sync_prepare_custom(
 			"UPDATE _pg_sync.row_meta m SET origin = $3, origin_hash = u.h, origin_cols = u.c"
 			"  FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(id, h, c)"
 			" WHERE m.table_id OPERATOR(pg_catalog.=) $1 AND m.owner OPERATOR(pg_catalog.=) $2"

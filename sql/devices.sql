@@ -147,6 +147,47 @@ SELECT clients FROM sync_prune(interval '1 hour');
 SELECT client_id, active FROM sync_clients();
 SELECT sync_activate_client('phone');
 
+-- a device's push finds its rows' change records by key, however many
+-- records their owner has: a plan that took only the owner from the key
+-- would read every one of cat's 20,000 records, for each push. After the
+-- plan cache's first custom plans, pushes of 50 updates and 20 deletes
+-- (the device's records noted, and forgotten for the deleted rows).
+INSERT INTO memos SELECT 'c' || g, 'cat', 'bulk' FROM generate_series(1, 20000) g;
+INSERT INTO memos SELECT 'o' || g, 'o' || g % 2000, 'other' FROM generate_series(1, 4000) g;
+VACUUM ANALYZE _pg_sync.row_meta;
+SELECT set_config('request.jwt.claims', '{"sub": "cat"}', false);
+CREATE FUNCTION cat_push(i int) RETURNS text LANGUAGE sql AS $f$
+    SELECT json_build_object('memos', json_build_object(
+        'updated', (SELECT json_agg(json_build_object('id', 'c' || (i * 100 + j), 'body', 'edited'))
+                      FROM generate_series(1, 50) j),
+        'deleted', (SELECT json_agg('c' || (i * 100 + 50 + j)) FROM generate_series(1, 20) j)))::text $f$;
+DO $$
+BEGIN
+    FOR i IN 1..8 LOOP
+        PERFORM set_config('pg_sync_test.tok', sync_checkpoint()::text, false);
+        COMMIT;
+        IF sync_push(cat_push(i)::json, current_setting('pg_sync_test.tok')::bigint,
+                     client_id => 'cat-phone')::text <> '{"created":0,"updated":50,"deleted":20}' THEN
+            RAISE EXCEPTION 'push % of cat did not apply', i;
+        END IF;
+        COMMIT;
+    END LOOP;
+END $$;
+SELECT sync_checkpoint() AS t_cat \gset
+SELECT FROM pg_stat_force_next_flush();
+SELECT sum(idx_tup_read) AS reads_before FROM pg_stat_all_indexes
+ WHERE relid = '_pg_sync.row_meta'::regclass \gset
+SELECT sync_push(cat_push(9)::json, :t_cat, client_id => 'cat-phone');
+SELECT FROM pg_stat_force_next_flush();
+SELECT sum(idx_tup_read) - :reads_before < 5000 AS records_read_by_key FROM pg_stat_all_indexes
+ WHERE relid = '_pg_sync.row_meta'::regclass;
+SELECT count(*) FILTER (WHERE body = 'edited') AS edited, count(*) FILTER (WHERE body = 'bulk') AS untouched,
+       20000 - count(*) AS deleted
+  FROM memos WHERE owner_id = 'cat';
+SELECT count(*) AS records_noted_for_the_device FROM _pg_sync.row_meta
+ WHERE owner = 'cat' AND origin IS NOT NULL AND NOT deleted;
+DROP FUNCTION cat_push(int);
+
 SELECT set_config('request.jwt.claims', '', false);
 SELECT sync_unregister_table(t) FROM unnest(ARRAY['memos', 'boards']::regclass[]) t;
 DROP TABLE memos, boards;
