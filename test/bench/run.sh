@@ -17,7 +17,7 @@
 #
 # Sizes and durations can be overridden from the environment: USERS,
 # PER_USER, HEAVY, REPS_FIRST, REPS_INCR, REPS_EMPTY, REPS_PUSH1K,
-# REPS_PUSH10K, INTERLEAVE_USERS (users whose changes the interleaved-layout
+# REPS_PUSH10K, REPS_PUSH_DEVICE, INTERLEAVE_USERS (users whose changes the interleaved-layout
 # incremental pulls interleave), SMALL_CHANGED (rows changed for the small
 # incremental pull, default 10), WRITE_SECS, WRITE_ROUNDS, WRITE_CLIENTS, MIXED_SECS,
 # MIXED_CLIENTS, MIXED_TOKEN_AGE_MS (the mixed load's pulls use tokens between
@@ -41,12 +41,12 @@ quick=${QUICK:-0}
 
 if [ "$quick" = 1 ]; then
   : "${USERS:=500}" "${PER_USER:=100}" "${HEAVY:=40000}"
-  : "${REPS_FIRST:=3}" "${REPS_INCR:=5}" "${REPS_EMPTY:=20}" "${REPS_PUSH1K:=3}" "${REPS_PUSH10K:=1}"
+  : "${REPS_FIRST:=3}" "${REPS_INCR:=5}" "${REPS_EMPTY:=20}" "${REPS_PUSH1K:=3}" "${REPS_PUSH10K:=1}" "${REPS_PUSH_DEVICE:=10}"
   : "${REPS_CONFLICT1K:=2}" "${REPS_CONFLICT10K:=1}"
   : "${WRITE_SECS:=3}" "${WRITE_ROUNDS:=1}" "${MIXED_SECS:=10}"
 else
   : "${USERS:=10000}" "${PER_USER:=100}" "${HEAVY:=100000}"
-  : "${REPS_FIRST:=9}" "${REPS_INCR:=50}" "${REPS_EMPTY:=200}" "${REPS_PUSH1K:=15}" "${REPS_PUSH10K:=7}"
+  : "${REPS_FIRST:=9}" "${REPS_INCR:=50}" "${REPS_EMPTY:=200}" "${REPS_PUSH1K:=15}" "${REPS_PUSH10K:=7}" "${REPS_PUSH_DEVICE:=40}"
   : "${REPS_CONFLICT1K:=5}" "${REPS_CONFLICT10K:=3}"
   : "${WRITE_SECS:=10}" "${WRITE_ROUNDS:=3}" "${MIXED_SECS:=60}"
 fi
@@ -138,6 +138,9 @@ if want push; then
   sql "CALL bench.case_push('push_1k', 1000, $REPS_PUSH1K)"
   log "case: push of 10,000 records ($REPS_PUSH10K reps)"
   sql "CALL bench.case_push('push_10k', 10000, $REPS_PUSH10K)"
+  log "case: push of 12 records by the user \"heavy\", naming the device and not ($REPS_PUSH_DEVICE reps)"
+  sql "VACUUM (ANALYZE) _pg_sync.row_meta" >/dev/null
+  sql "CALL bench.case_push_device('push_device', 12, $REPS_PUSH_DEVICE)"
 fi
 
 # Pushes of conflicting records under each conflict policy (sql/conflicts.sql).

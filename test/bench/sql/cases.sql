@@ -385,6 +385,50 @@ BEGIN
 END
 $$;
 
+-- Pushes of n records by the user "heavy" (all its rows with a change
+-- record), naming the device (client_id) and not, in turn; one
+-- session, so that the plan cache has settled on its plans for the
+-- device's statements after the first pushes. Repetition 0 is a warm-up.
+CREATE PROCEDURE bench.case_push_device(case_name text, n int, reps int)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    acc    text[] := '{}';
+    impl   text;
+    v      text;
+    doc    text;
+    t0     timestamptz;
+    t1     timestamptz;
+    t2     timestamptz;
+    tok    bigint;
+    want   text := format('{"created":%s,"updated":%s,"deleted":%s}', n / 2, n / 4, n / 4);
+BEGIN
+    FOR r IN 0..reps LOOP
+        FOREACH impl IN ARRAY bench.rotate('{device,anonymous}', r) LOOP
+            doc := bench.push_doc(n, bench.take_slice(n), format('d%s-%s-%s', n, r, impl));
+            tok := sync_checkpoint();
+            COMMIT;
+            PERFORM set_config('request.jwt.claims', bench.claims('heavy'), true);
+            t0 := clock_timestamp();
+            IF impl = 'device' THEN
+                v := sync_push(doc::json, tok, client_id => 'bench-device')::text;
+            ELSE
+                v := sync_push(doc::json, tok)::text;
+            END IF;
+            t1 := clock_timestamp();
+            COMMIT;
+            t2 := clock_timestamp();
+            IF v <> want THEN
+                RAISE EXCEPTION 'bench check failed: sync_push returned %, expected %', v, want;
+            END IF;
+            IF r > 0 THEN
+                acc := acc || bench.rec(impl, r, t0, t1, t2, octet_length(doc));
+            END IF;
+        END LOOP;
+    END LOOP;
+    PERFORM bench.store(case_name, acc);
+END
+$$;
+
 CREATE PROCEDURE bench.case_push(case_name text, n int, reps int)
     LANGUAGE plpgsql AS $$
 DECLARE
