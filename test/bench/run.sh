@@ -41,12 +41,12 @@ quick=${QUICK:-0}
 
 if [ "$quick" = 1 ]; then
   : "${USERS:=500}" "${PER_USER:=100}" "${HEAVY:=40000}"
-  : "${REPS_FIRST:=3}" "${REPS_INCR:=5}" "${REPS_EMPTY:=20}" "${REPS_PUSH1K:=3}" "${REPS_PUSH10K:=1}" "${REPS_PUSH_DEVICE:=10}"
+  : "${REPS_FIRST:=3}" "${REPS_INCR:=5}" "${REPS_EMPTY:=20}" "${REPS_PUSH1K:=3}" "${REPS_PUSH10K:=1}" "${REPS_PUSH_DEVICE:=5}"
   : "${REPS_CONFLICT1K:=2}" "${REPS_CONFLICT10K:=1}"
   : "${WRITE_SECS:=3}" "${WRITE_ROUNDS:=1}" "${MIXED_SECS:=10}"
 else
   : "${USERS:=10000}" "${PER_USER:=100}" "${HEAVY:=100000}"
-  : "${REPS_FIRST:=9}" "${REPS_INCR:=50}" "${REPS_EMPTY:=200}" "${REPS_PUSH1K:=15}" "${REPS_PUSH10K:=7}" "${REPS_PUSH_DEVICE:=40}"
+  : "${REPS_FIRST:=9}" "${REPS_INCR:=50}" "${REPS_EMPTY:=200}" "${REPS_PUSH1K:=15}" "${REPS_PUSH10K:=7}" "${REPS_PUSH_DEVICE:=20}"
   : "${REPS_CONFLICT1K:=5}" "${REPS_CONFLICT10K:=3}"
   : "${WRITE_SECS:=10}" "${WRITE_ROUNDS:=3}" "${MIXED_SECS:=60}"
 fi
@@ -138,9 +138,9 @@ if want push; then
   sql "CALL bench.case_push('push_1k', 1000, $REPS_PUSH1K)"
   log "case: push of 10,000 records ($REPS_PUSH10K reps)"
   sql "CALL bench.case_push('push_10k', 10000, $REPS_PUSH10K)"
-  log "case: push of 12 records by the user \"heavy\", naming the device and not ($REPS_PUSH_DEVICE reps)"
+  log "case: push of 1,000 records naming the device and not ($REPS_PUSH_DEVICE reps)"
   sql "VACUUM (ANALYZE) _pg_sync.row_meta" >/dev/null
-  sql "CALL bench.case_push_device('push_device', 12, $REPS_PUSH_DEVICE)"
+  sql "CALL bench.case_push_device('push_device', 1000, $REPS_PUSH_DEVICE)"
 fi
 
 # Pushes of conflicting records under each conflict policy (sql/conflicts.sql).

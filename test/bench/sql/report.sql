@@ -137,8 +137,8 @@ SELECT pg_temp.row(v.label,
  WHERE pg_temp.ran(v.c)
  ORDER BY v.o;
 
--- a small push naming its device, against the same push naming none
-SELECT pg_temp.row(format('Push of 12 records (½ created, ¼ updated, ¼ deleted) by the user with %s rows, naming its device (`client_id`), after the plan cache settled (one session, in turn with the same push naming no device)',
+-- a push naming its device, against the same push naming none
+SELECT pg_temp.row(format('Push of 1,000 records (same mix) by the user with %s rows, naming its device (`client_id`), after the plan cache settled (one session, in turn with the same push naming no device)',
                           to_char((SELECT heavy FROM bench.params), 'FM999,999,999')),
        pg_temp.cell('push_device', 'device'), '—', '—', '—', '—',
        format('reported; naming no device the same push takes %s ms: naming it costs %s',
