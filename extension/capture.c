@@ -465,7 +465,8 @@ writer_build(Relation rel)
 {
 	List	   *list;
 	ListCell   *lc;
-	uint64		invals = wcache.invals;
+	uint64		invals;
+	Oid			pk;
 	int			n = 0;
 
 	if (wcache.cxt == NULL)
@@ -476,10 +477,27 @@ writer_build(Relation rel)
 	}
 	else
 		MemoryContextReset(wcache.cxt);
+
+	/*
+	 * From here on, an invalidation of row_meta (a VACUUM or ANALYZE of it
+	 * updates its pg_class row) counts against this build: the relid is
+	 * known, and what an index_open below takes in leaves the build not
+	 * marked built.
+	 */
+	wcache.relid = RelationGetRelid(rel);
 	wcache.built = false;
+	invals = wcache.invals;
 	list = RelationGetIndexList(rel);
-	if (list_length(list) > RM_MAX_INDEXES || !OidIsValid(rel->rd_pkindex) ||
-		RelationGetDescr(rel)->natts != RM_NATTS)
+
+	/*
+	 * The primary key as the index list just read gives it: an
+	 * invalidation taken in by the index_open calls below rebuilds rel's
+	 * relcache entry, whose rd_pkindex is then unset until the index list
+	 * is read again.
+	 */
+	pk = rel->rd_pkindex;
+	if (list_length(list) > RM_MAX_INDEXES || !OidIsValid(pk) ||
+		!list_member_oid(list, pk) || RelationGetDescr(rel)->natts != RM_NATTS)
 		elog(ERROR, "pg_sync: _pg_sync.row_meta is not as the extension created it");
 	foreach(lc, list)
 	{
@@ -515,14 +533,13 @@ writer_build(Relation rel)
 		index_close(idx, NoLock);
 	}
 	wcache.nindexes = n;
-	wcache.pk = rel->rd_pkindex;
+	wcache.pk = pk;
 	list_free(list);
 	/* (an invalidation taken in meanwhile leaves it to be built again) */
 	if (wcache.invals == invals)
-	{
-		wcache.relid = RelationGetRelid(rel);
 		wcache.built = true;
-	}
+	else
+		wcache.relid = InvalidOid;
 }
 
 /*
