@@ -43,7 +43,7 @@ run_suite "the pg_regress suite and the isolation specs against an assert-enable
 run_suite "the suites, the stress, crash and failover tests on PostgreSQL 17 and 18 (Debian's packages, in Debian roots made with debootstrap)" \
   "other versions" $SUDO bash test/versions/run.sh
 
-run_check "convergence stress (writers committing out of order, a long writer, 4 pulling clients)" \
+run_check "convergence stress (writers committing out of order, a long writer, 4 pulling clients, VACUUM (ANALYZE) of the change records)" \
   stress env DURATION="${STRESS_SECONDS:-15}" bash test/stress/run.sh
 run_check "push races (abort and client_wins pushes on shared ids, SQL writers, sync_prune every 200 ms)" \
   "push races" env DURATION="${STRESS_SECONDS:-15}" bash test/stress/push_race/run.sh
