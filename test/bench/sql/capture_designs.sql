@@ -258,22 +258,17 @@ CREATE FUNCTION cd.write_sql(d text, op text, id_expr text, owner_expr text) RET
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     w text;
+    stamp boolean := d IN ('h', 'hc');   -- the statement sets the row's xid column
 BEGIN
-    IF op = 'insert' AND d IN ('h', 'hc') THEN
-        RETURN format($s$INSERT INTO cd.notes_%s (id, owner, title, body, done, priority, score, created_at, updated_at, xid)
+    IF op = 'insert' THEN
+        w := format($s$INSERT INTO cd.notes_%s (id, owner, title, body, done, priority, score, created_at, updated_at%s)
 VALUES (%s, %s, 'Written note',
         'A note written by the write-overhead test; its body is about one hundred bytes long, like the rest.',
-        false, 7, 2.5, now(), now(), pg_current_xact_id())$s$, d, id_expr, owner_expr);
-    ELSIF op = 'insert' THEN
-        w := format($s$INSERT INTO cd.notes_%s (id, owner, title, body, done, priority, score, created_at, updated_at)
-VALUES (%s, %s, 'Written note',
-        'A note written by the write-overhead test; its body is about one hundred bytes long, like the rest.',
-        false, 7, 2.5, now(), now())$s$, d, id_expr, owner_expr);
-    ELSIF d IN ('h', 'hc') THEN
-        RETURN format($s$UPDATE cd.notes_%s SET title = 'Edited note', updated_at = now(), xid = pg_current_xact_id()
- WHERE id = %s$s$, d, id_expr);
+        false, 7, 2.5, now(), now()%s)$s$, d, CASE WHEN stamp THEN ', xid' ELSE '' END, id_expr, owner_expr,
+                    CASE WHEN stamp THEN ', pg_current_xact_id()' ELSE '' END);
     ELSE
-        w := format($s$UPDATE cd.notes_%s SET title = 'Edited note', updated_at = now() WHERE id = %s$s$, d, id_expr);
+        w := format($s$UPDATE cd.notes_%s SET title = 'Edited note', updated_at = now()%s WHERE id = %s$s$,
+                    d, CASE WHEN stamp THEN ', xid = pg_current_xact_id()' ELSE '' END, id_expr);
     END IF;
     IF d <> 'g' THEN
         RETURN w;
@@ -310,14 +305,14 @@ DECLARE
     since text := format('xid >= pg_snapshot_xmin(%L::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, %L::pg_snapshot)',
                          snap, snap);
 BEGIN
+    IF d IN ('h', 'ht', 'hc') THEN
+        -- range scan of the user table's (owner, xid)
+        RETURN format('SELECT id, false FROM cd.notes_%s WHERE owner = %L AND %s', d, who, since);
+    END IF;
     RETURN CASE d
         -- range scan of (table_id, owner, xid)
         WHEN 'b' THEN format('SELECT id, deleted FROM cd.meta_b WHERE table_id = 1 AND owner = %L AND %s', who, since)
         WHEN 'g' THEN format('SELECT id, deleted FROM cd.meta_g WHERE table_id = 1 AND owner = %L AND %s', who, since)
-        -- range scan of the user table's (owner, xid)
-        WHEN 'h' THEN format('SELECT id, false FROM cd.notes_h WHERE owner = %L AND %s', who, since)
-        WHEN 'ht' THEN format('SELECT id, false FROM cd.notes_ht WHERE owner = %L AND %s', who, since)
-        WHEN 'hc' THEN format('SELECT id, false FROM cd.notes_hc WHERE owner = %L AND %s', who, since)
         -- every record of the owner, filtered
         WHEN 'c' THEN format('SELECT id, deleted FROM cd.rec_c WHERE table_id = 1 AND owner = %L AND %s', who, since)
         -- the owner's watermark first: an owner without changes costs one lookup
