@@ -3,14 +3,17 @@
 # pulls and storage) of the candidate ways to record changes, side by side
 # in one run on one cluster.
 #
-#   test/bench/capture_designs.sh           default sizes (10,000 users x 100 rows), about 15 minutes on 2 cores
-#   QUICK=1 test/bench/capture_designs.sh   smoke run with small sizes, about 4 minutes
+#   test/bench/capture_designs.sh           default sizes (10,000 users x 100 rows); seven designs take 10-11 minutes on 2 cores
+#   QUICK=1 test/bench/capture_designs.sh   smoke run with small sizes, about 5 minutes
 #
 # Needs PostgreSQL 15's server binaries (PGBIN, default
 # /usr/lib/postgresql/15/bin) and its contrib modules pg_prewarm,
-# pgstattuple and insert_username, not pg_sync: every design is a plain
-# SQL / PL/pgSQL emulation of the storage it writes
-# (sql/capture_designs.sql). Starts a cluster of its own (port
+# pgstattuple and insert_username. Most designs are plain SQL / PL/pgSQL
+# emulations of the storage they write (sql/capture_designs.sql); four are
+# written in C: bx is pg_sync itself (installed with make install), dc, dk
+# and hs use triggers of the benchmark's own module capture_c/ (built and
+# installed here with PGBIN's pg_config: run as root, or as the owner of
+# its lib directory). Starts a cluster of its own (port
 # CAPTURE_BENCH_PORT, default 54392, in a directory under /tmp, running as
 # postgres when started as root), stopped and removed on exit
 # (BENCH_KEEP=1 keeps the directory). Prints the results and writes them to
@@ -37,7 +40,8 @@
 #
 # Variables: USERS, PER_USER, HEAVY (rows of the user "heavy"), NOTES_INDEX
 # (columns of the user tables' secondary index, default "owner,
-# updated_at"), DESIGNS (default "a b c cw d e f g h ht hc"; a is always run),
+# updated_at"), DESIGNS (default "a b bx c cw d dc dk e f g h ht hc hs"; a is
+# always run),
 # WRITE_SECS, ROUNDS, CLIENTS, GROWTH_UPDATES, HEAVY_CHANGED, USER_CHANGED,
 # PULL_EDITS, PULL_REPS.
 set -euo pipefail
@@ -58,14 +62,14 @@ else
   : "${WRITE_SECS:=10}" "${ROUNDS:=3}" "${GROWTH_UPDATES:=10000}" "${PULL_REPS:=30}"
 fi
 : "${CLIENTS:=8}" "${HEAVY_CHANGED:=100}" "${USER_CHANGED:=10}" "${PULL_EDITS:=2}"
-: "${NOTES_INDEX:=owner, updated_at}" "${DESIGNS:=a b c cw d e f g h ht hc}"
+: "${NOTES_INDEX:=owner, updated_at}" "${DESIGNS:=a b bx c cw d dc dk e f g h ht hc hs}"
 
 designs=(a)
 for d in $DESIGNS; do
   case $d in
     a) ;;
-    b | c | cw | d | e | f | g | h | ht | hc) designs+=("$d") ;;
-    *) echo "unknown design \"$d\" in DESIGNS (known: a b c cw d e f g h ht hc)" >&2; exit 2 ;;
+    b | bx | c | cw | d | dc | dk | e | f | g | h | ht | hc | hs) designs+=("$d") ;;
+    *) echo "unknown design \"$d\" in DESIGNS (known: a b bx c cw d dc dk e f g h ht hc hs)" >&2; exit 2 ;;
   esac
 done
 pull_designs=()
@@ -87,9 +91,22 @@ ordinary=$(printf 'u%05d' $((42 % USERS)))
 # writes through the timed rounds, and VACUUM (ANALYZE) runs between phases.
 settings=("${bench_settings[@]}" "checkpoint_timeout = 1h" "autovacuum = off")
 
-for b in initdb pg_ctl postgres psql pgbench; do
+for b in initdb pg_ctl postgres psql pgbench pg_config; do
   [ -x "$bindir/$b" ] || { echo "$bindir/$b not found (set PGBIN)" >&2; exit 2; }
 done
+# the C designs: pg_sync installed; the benchmark's module built and installed
+if [[ " ${designs[*]} " == *" bx "* ]] &&
+   [ ! -f "$("$bindir/pg_config" --sharedir)/extension/pg_sync.control" ]; then
+  echo "design bx needs pg_sync installed for $("$bindir/pg_config" --version): make install" >&2
+  exit 2
+fi
+if [[ " ${designs[*]} " == *" dc "* || " ${designs[*]} " == *" dk "* || " ${designs[*]} " == *" hs "* ]]; then
+  make -s -C "$here/capture_c" PG_CONFIG="$bindir/pg_config" >/dev/null &&
+    make -s -C "$here/capture_c" PG_CONFIG="$bindir/pg_config" install >/dev/null || {
+    echo "could not build and install test/bench/capture_c (designs dc, dk, hs)" >&2
+    exit 2
+  }
+fi
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$out" "$raw"

@@ -30,6 +30,17 @@
 --   hc  h, plus a C row trigger BEFORE INSERT OR UPDATE that sets a column
 --       of the new row (contrib's insert_username, on title): what a C
 --       trigger stamping the xid would add to a write
+--
+-- Three designs are written in C, as cheaply as the extension writes its
+-- own record (no SQL, the executor's table and index calls):
+--   bx  the extension itself: cd.notes_bx registered with pg_sync, its
+--       records in _pg_sync.row_meta written by its capture (capture.c)
+--   dc  d's log (cd.log_dc), written by a C statement trigger
+--       (capture_c/capture_c.c, capture_c_log)
+--   dk  dc plus a second index on the log, (table_id, owner, id): what a
+--       log needs to be read by key (a push's conflict check by id, paging)
+--   hs  h's column, stamped by a C row trigger BEFORE INSERT OR UPDATE
+--       (capture_c_stamp): the statement does not set it
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 
@@ -57,23 +68,31 @@ INSERT INTO cd.design VALUES
   ('a',  1, 'A none',            'nothing', '{}', '{}'),
   ('b',  2, 'B current',         'upsert into row_meta (PK + (table_id, owner, xid) + partial (xid) WHERE deleted)',
          '{cd.meta_b}', '{cd.meta_b}'),
-  ('c',  3, 'C HOT record',      'upsert into a record with only its PK',
+  ('bx', 3, 'Bx the extension',  'pg_sync''s own record in _pg_sync.row_meta, written by its C capture',
+         '{_pg_sync.row_meta}', '{_pg_sync.row_meta}'),
+  ('c',  4, 'C HOT record',      'upsert into a record with only its PK',
          '{cd.rec_c}', '{cd.rec_c}'),
-  ('cw', 4, 'Cw C + watermark',  'C, plus an upsert of the owner''s watermark row (PK (table_id, owner))',
+  ('cw', 5, 'Cw C + watermark',  'C, plus an upsert of the owner''s watermark row (PK (table_id, owner))',
          '{cd.rec_cw,cd.owner_cw}', '{cd.rec_cw,cd.owner_cw}'),
-  ('d',  5, 'D log',             'insert into a log with one index (table_id, owner, xid)',
+  ('d',  6, 'D log',             'insert into a log with one index (table_id, owner, xid)',
          '{cd.log_d}', '{}'),
-  ('e',  6, 'E log + record',    'D''s insert, plus C''s upsert',
+  ('dc', 7, 'Dc D in C',         'D''s insert, by a C statement trigger',
+         '{cd.log_dc}', '{}'),
+  ('dk', 8, 'Dk Dc + key index', 'Dc''s insert, into a log with a second index (table_id, owner, id)',
+         '{cd.log_dk}', '{}'),
+  ('e',  9, 'E log + record',    'D''s insert, plus C''s upsert',
          '{cd.log_e,cd.rec_e}', '{cd.rec_e}'),
-  ('f',  7, 'F no-op trigger',   'nothing (the statement trigger and its transition tables only)', '{}', '{}'),
-  ('g',  8, 'G B by SQL',        'B''s upsert, in the write statement (data-modifying CTE), no trigger',
+  ('f',  10, 'F no-op trigger',   'nothing (the statement trigger and its transition tables only)', '{}', '{}'),
+  ('g',  11, 'G B by SQL',       'B''s upsert, in the write statement (data-modifying CTE), no trigger',
          '{cd.meta_g}', '{cd.meta_g}'),
-  ('h',  9, 'H xid in the row',  'the row''s own xid column, set by the write statement, in a user-table index (owner, xid)',
+  ('h',  12, 'H xid in the row', 'the row''s own xid column, set by the write statement, in a user-table index (owner, xid)',
          '{}', '{cd.notes_h}'),
-  ('ht', 10, 'Ht H by trigger',  'H''s column, set by a BEFORE INSERT OR UPDATE row trigger',
+  ('ht', 13, 'Ht H by trigger',  'H''s column, set by a BEFORE INSERT OR UPDATE row trigger',
          '{}', '{cd.notes_ht}'),
-  ('hc', 11, 'Hc H + C trigger', 'H, plus a C row trigger BEFORE INSERT OR UPDATE setting a column (insert_username)',
-         '{}', '{cd.notes_hc}');
+  ('hc', 14, 'Hc H + C trigger', 'H, plus a C row trigger BEFORE INSERT OR UPDATE setting a column (insert_username)',
+         '{}', '{cd.notes_hc}'),
+  ('hs', 15, 'Hs H stamped in C', 'H''s column, stamped by a C row trigger BEFORE INSERT OR UPDATE',
+         '{}', '{cd.notes_hs}');
 
 -- The source rows: users x per_user rows of ordinary users u00000.. plus
 -- the user "heavy" with heavy rows (rows 1..heavy), as in sql/schema.sql.
@@ -171,7 +190,20 @@ DECLARE
     r text;
 BEGIN
     EXECUTE format('CREATE TABLE %s (LIKE cd.source)', t);
-    IF d IN ('h', 'ht', 'hc') THEN
+    IF d = 'bx' THEN
+        -- registered before the load: pg_sync records every loaded row
+        CREATE EXTENSION IF NOT EXISTS pg_sync;
+        ALTER TABLE cd.notes_bx ADD PRIMARY KEY (id);
+        EXECUTE format('CREATE INDEX ON %s (%s)', t, idx);
+        PERFORM sync_register_table('cd.notes_bx', owner_column => 'owner');
+        INSERT INTO cd.notes_bx SELECT * FROM cd.source ORDER BY id;
+        RETURN pg_size_pretty(pg_total_relation_size(t));
+    END IF;
+    IF d IN ('dc', 'dk', 'hs') AND to_regproc('cd.capture_c_log') IS NULL THEN
+        CREATE FUNCTION cd.capture_c_log() RETURNS trigger LANGUAGE c AS 'capture_c', 'capture_c_log';
+        CREATE FUNCTION cd.capture_c_stamp() RETURNS trigger LANGUAGE c AS 'capture_c', 'capture_c_stamp';
+    END IF;
+    IF d IN ('h', 'ht', 'hc', 'hs') THEN
         EXECUTE format('ALTER TABLE %s ADD COLUMN xid xid8 NOT NULL', t);
         EXECUTE format('INSERT INTO %s SELECT s.*, pg_current_xact_id() FROM cd.source s ORDER BY id', t);
         EXECUTE format('CREATE INDEX %s_changes ON %s (owner, xid)', 'notes_' || d, t);
@@ -204,12 +236,15 @@ BEGIN
                                   PRIMARY KEY (table_id, owner)) WITH (fillfactor = 50);
         INSERT INTO cd.owner_cw SELECT DISTINCT 1, owner, pg_current_xact_id() FROM cd.notes_cw ORDER BY 2;
     END IF;
-    IF d IN ('d', 'e') THEN
+    IF d IN ('d', 'dc', 'dk', 'e') THEN
         r := 'cd.log_' || d;
         EXECUTE format('CREATE TABLE %s (table_id integer NOT NULL, owner text NOT NULL, xid xid8 NOT NULL,
                                          id text NOT NULL, deleted boolean NOT NULL)', r);
         EXECUTE format('INSERT INTO %s SELECT 1, owner, pg_current_xact_id(), id, false FROM %s ORDER BY id', r, t);
         EXECUTE format('CREATE INDEX %s_changes ON %s (table_id, owner, xid)', 'log_' || d, r);
+        IF d = 'dk' THEN
+            CREATE INDEX log_dk_keys ON cd.log_dk (table_id, owner, id);
+        END IF;
     END IF;
 
     IF d = 'ht' THEN
@@ -225,6 +260,19 @@ BEGIN
         CREATE EXTENSION IF NOT EXISTS insert_username;
         CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON cd.notes_hc
             FOR EACH ROW EXECUTE FUNCTION insert_username(title);
+    END IF;
+    IF d = 'hs' THEN
+        CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON cd.notes_hs
+            FOR EACH ROW EXECUTE FUNCTION cd.capture_c_stamp('xid');
+    END IF;
+    IF d IN ('dc', 'dk') THEN
+        EXECUTE format('CREATE TRIGGER capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
+                        FOR EACH STATEMENT EXECUTE FUNCTION cd.capture_c_log(%L, ''id'', ''owner'')', t, 'cd.log_' || d);
+        EXECUTE format('CREATE TRIGGER capture_update AFTER UPDATE ON %s
+                        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                        FOR EACH STATEMENT EXECUTE FUNCTION cd.capture_c_log(%L, ''id'', ''owner'')', t, 'cd.log_' || d);
+        EXECUTE format('CREATE TRIGGER capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
+                        FOR EACH STATEMENT EXECUTE FUNCTION cd.capture_c_log(%L, ''id'', ''owner'')', t, 'cd.log_' || d);
     END IF;
     IF d IN ('b', 'c', 'cw', 'd', 'e', 'f') THEN
         PERFORM cd.make_trigger_function(d);
@@ -305,7 +353,7 @@ DECLARE
     since text := format('xid >= pg_snapshot_xmin(%L::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, %L::pg_snapshot)',
                          snap, snap);
 BEGIN
-    IF d IN ('h', 'ht', 'hc') THEN
+    IF d IN ('h', 'ht', 'hc', 'hs') THEN
         -- range scan of the user table's (owner, xid)
         RETURN format('SELECT id, false FROM cd.notes_%s WHERE owner = %L AND %s', d, who, since);
     END IF;
@@ -313,6 +361,8 @@ BEGIN
         -- range scan of (table_id, owner, xid)
         WHEN 'b' THEN format('SELECT id, deleted FROM cd.meta_b WHERE table_id = 1 AND owner = %L AND %s', who, since)
         WHEN 'g' THEN format('SELECT id, deleted FROM cd.meta_g WHERE table_id = 1 AND owner = %L AND %s', who, since)
+        WHEN 'bx' THEN format('SELECT id, deleted FROM _pg_sync.row_meta WHERE table_id = %s AND owner = %L AND %s',
+                              (SELECT table_id FROM _pg_sync.tables WHERE relid = 'cd.notes_bx'::regclass), who, since)
         -- every record of the owner, filtered
         WHEN 'c' THEN format('SELECT id, deleted FROM cd.rec_c WHERE table_id = 1 AND owner = %L AND %s', who, since)
         -- the owner's watermark first: an owner without changes costs one lookup
@@ -322,6 +372,10 @@ BEGIN
                                   AND table_id = 1 AND owner = %L AND %s', who, snap, who, since)
         -- range scan of the log, the last entry of each id
         WHEN 'd' THEN format('SELECT DISTINCT ON (id) id, deleted FROM cd.log_d
+                               WHERE table_id = 1 AND owner = %L AND %s ORDER BY id, xid DESC', who, since)
+        WHEN 'dc' THEN format('SELECT DISTINCT ON (id) id, deleted FROM cd.log_dc
+                               WHERE table_id = 1 AND owner = %L AND %s ORDER BY id, xid DESC', who, since)
+        WHEN 'dk' THEN format('SELECT DISTINCT ON (id) id, deleted FROM cd.log_dk
                                WHERE table_id = 1 AND owner = %L AND %s ORDER BY id, xid DESC', who, since)
         WHEN 'e' THEN format('SELECT DISTINCT ON (id) id, deleted FROM cd.log_e
                                WHERE table_id = 1 AND owner = %L AND %s ORDER BY id, xid DESC', who, since)

@@ -100,7 +100,7 @@ INSERT INTO lines (line) VALUES
   ('- record updates HOT: HOT updates / updates of the per-row records (and of Cw''s watermark) in the growth phase.'),
   ('- changed ids: the query that finds what changed since a token (see below), median execution time and shared buffers (hit + read) of EXPLAIN (ANALYZE, BUFFERS, TIMING OFF); heavy: '
      || :heavy_changed || ' rows changed, ' || :'ordinary' || ': ' || :user_changed || ' rows changed, each row ' || :pull_edits || ' times.'),
-  ('- B, C, Cw, D, E and F are PL/pgSQL statement triggers; the extension''s trigger is C + SPI, so absolute costs differ: compare the differences between designs, within this run.');
+  ('- B, C, Cw, D, E and F are PL/pgSQL statement triggers, Ht a PL/pgSQL row trigger: their costs include PL/pgSQL''s. Bx (the extension), Dc, Dk and Hs are written in C, with no SQL: compare them with each other for what the storage itself costs.');
 
 -- per round
 INSERT INTO lines (line) VALUES (''), ('### Rounds'), (''),
