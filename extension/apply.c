@@ -984,12 +984,70 @@ forget_origins(PushTable *pt, Datum *ids, int n)
 }
 
 /*
- * Notes, for the records the device has as written, which device pushed
- * them and a hash of what it has: its next pulls leave those rows out while
- * they stay as they are. As the owner.
+ * The columns of r the device has as the push wrote them ('1'/'0' per
+ * column of the table): those the record sent and the push wrote from it.
+ */
+static char *
+device_cols(SyncTable *t, PushRecord *r)
+{
+	char	   *cs = colset_of(t, r);
+	int			c;
+
+	for (c = 0; c < t->ncols; c++)
+	{
+		int			f;
+
+		for (f = 0; cs[c] == '1' && f < r->rec->nfields; f++)
+			if (strcmp(r->rec->fields[f].key, t->cols[c].name) == 0)
+				break;
+		if (cs[c] == '1' && f == r->rec->nfields)
+			cs[c] = '0';
+	}
+	return cs;
+}
+
+/*
+ * The notes a push naming its device hands the capture before it writes
+ * rows (see sync_push_origins): what the device will have of each record
+ * it expects to write as sent.
+ */
+static SyncPushOrigins *
+origins_prepare(PushTable *pt)
+{
+	SyncTable  *t = pt->t;
+	SyncPushOrigins *po = palloc0(sizeof(SyncPushOrigins));
+	int			i;
+
+	po->table_id = t->table_id;
+	po->owner = pt->owner ? pt->owner : "";
+	po->origin = pt->origin;
+	po->notes = palloc(sizeof(SyncOriginNote) * (pt->nrecs + 1));
+	for (i = 0; i < pt->nrecs; i++)
+	{
+		PushRecord *r = &pt->recs[i];
+		SyncOriginNote *note;
+
+		if (!device_has_write(t, r))
+			continue;
+		note = &po->notes[po->n++];
+		note->id = r->id;
+		note->cols = device_cols(t, r);
+		note->hash = sync_pushed_hash(t, r->id, r->rec, note->cols);
+		note->taken = false;
+	}
+	sync_origin_sort(po);
+	return po;
+}
+
+/*
+ * After the writes: notes, for the records the device has as written,
+ * which device pushed them and a hash of what it has (its next pulls leave
+ * those rows out while they stay as they are), where the capture did not
+ * already write the note po prepared; forgets what was noted of the others.
+ * As the owner.
  */
 static void
-note_origins(PushTable *pt)
+note_origins(PushTable *pt, SyncPushOrigins *po)
 {
 	static SPIPlanPtr origin_plan = NULL;
 	SyncTable  *t = pt->t;
@@ -1002,12 +1060,12 @@ note_origins(PushTable *pt)
 	int			n = 0,
 				nstale = 0,
 				i,
-				c,
 				rc;
 
 	for (i = 0; i < pt->nrecs; i++)
 	{
 		PushRecord *r = &pt->recs[i];
+		SyncOriginNote *note;
 		char	   *cs;
 
 		if (!device_has_write(t, r))
@@ -1016,18 +1074,10 @@ note_origins(PushTable *pt)
 			stale[nstale++] = CStringGetTextDatum(r->id);
 			continue;
 		}
-		/* the columns the record sent and the push wrote from it */
-		cs = colset_of(t, r);
-		for (c = 0; c < t->ncols; c++)
-		{
-			int			f;
-
-			for (f = 0; cs[c] == '1' && f < r->rec->nfields; f++)
-				if (strcmp(r->rec->fields[f].key, t->cols[c].name) == 0)
-					break;
-			if (cs[c] == '1' && f == r->rec->nfields)
-				cs[c] = '0';
-		}
+		cs = device_cols(t, r);
+		note = sync_origin_note(po, r->id);
+		if (note != NULL && note->taken && strcmp(note->cols, cs) == 0)
+			continue;			/* written with the record */
 		ids[n] = CStringGetTextDatum(r->id);
 		hashes[n] = Int64GetDatum(sync_pushed_hash(t, r->id, r->rec, cs));
 		cols[n++] = CStringGetTextDatum(cs);
@@ -1072,12 +1122,26 @@ sync_push_write(PushTable *pt)
 	bool	   *gone = palloc(sizeof(bool) * (pt->nrecs + 1));
 	int			n = 0,
 				i;
+	SyncPushOrigins *po = NULL;
+	SyncPushOrigins *outer = sync_push_origins;
 
 	write_deletes(pt);
-	write_rows(pt);
+	/* a device's notes go into the records the capture writes with the rows */
+	if (pt->origin)
+		po = origins_prepare(pt);
+	sync_push_origins = po;
+	PG_TRY();
+	{
+		write_rows(pt);
+	}
+	PG_FINALLY();
+	{
+		sync_push_origins = outer;
+	}
+	PG_END_TRY();
 	sync_queue_conflicts(pt);	/* those of rows that appeared while writing */
 	if (pt->origin)
-		note_origins(pt);
+		note_origins(pt, po);
 	for (i = 0; i < pt->nrecs; i++)
 	{
 		PushRecord *r = &pt->recs[i];

@@ -190,7 +190,52 @@ row_key_owner(SyncTable *t, TupleTableSlot *slot, Datum *key, Datum *owner)
 #define RM_OWNER 2
 #define RM_XID 3
 #define RM_DELETED 4
+#define RM_ORIGIN 5
+#define RM_ORIGIN_HASH 6
+#define RM_ORIGIN_COLS 7
 #define RM_NATTS 8
+
+/* the notes of the push naming its device that is writing rows, if any */
+SyncPushOrigins *sync_push_origins = NULL;
+
+static int
+cmp_note(const void *a, const void *b)
+{
+	return strcmp(((const SyncOriginNote *) a)->id, ((const SyncOriginNote *) b)->id);
+}
+
+/* Sorts the notes by id, for sync_origin_note. */
+void
+sync_origin_sort(SyncPushOrigins *po)
+{
+	qsort(po->notes, po->n, sizeof(SyncOriginNote), cmp_note);
+}
+
+/* The note of id, or NULL. */
+SyncOriginNote *
+sync_origin_note(SyncPushOrigins *po, const char *id)
+{
+	SyncOriginNote key;
+
+	if (po == NULL || po->n == 0)
+		return NULL;
+	key.id = id;
+	return bsearch(&key, po->notes, po->n, sizeof(SyncOriginNote), cmp_note);
+}
+
+static int	text_order(Datum a, Datum b);
+
+/* Whether a record already says what a note would write. */
+static bool
+record_has_note(TupleTableSlot *existing, Datum origin, SyncOriginNote *note)
+{
+	if (existing->tts_isnull[RM_ORIGIN] || existing->tts_isnull[RM_ORIGIN_HASH] ||
+		existing->tts_isnull[RM_ORIGIN_COLS])
+		return false;
+	return DatumGetInt64(existing->tts_values[RM_ORIGIN_HASH]) == note->hash &&
+		text_order(existing->tts_values[RM_ORIGIN], origin) == 0 &&
+		strcmp(TextDatumGetCString(existing->tts_values[RM_ORIGIN_COLS]), note->cols) == 0;
+}
 
 typedef struct DirectWriter
 {
@@ -204,10 +249,15 @@ typedef struct DirectWriter
 	CommandId	cid;
 } DirectWriter;
 
-/* Upserts one record: INSERT ... ON CONFLICT (table_id, owner, id) DO UPDATE. */
+/*
+ * Upserts one record: INSERT ... ON CONFLICT (table_id, owner, id) DO
+ * UPDATE. With a note of the pushing device (origin), the record also says
+ * what the device has; without, an existing record keeps what it said.
+ */
 static void
 direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
-			  FullTransactionId xid, bool deleted, bool likely_new)
+			  FullTransactionId xid, bool deleted, bool likely_new,
+			  Datum origin, SyncOriginNote *note)
 {
 	TupleTableSlot *slot = w->slot;
 	ItemPointerData conflict;
@@ -224,6 +274,14 @@ direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 	slot->tts_values[RM_DELETED] = BoolGetDatum(deleted);
 	for (i = 0; i <= RM_DELETED; i++)
 		slot->tts_isnull[i] = false;
+	if (note)
+	{
+		slot->tts_values[RM_ORIGIN] = origin;
+		slot->tts_values[RM_ORIGIN_HASH] = Int64GetDatum(note->hash);
+		slot->tts_values[RM_ORIGIN_COLS] = CStringGetTextDatum(note->cols);
+		slot->tts_isnull[RM_ORIGIN] = slot->tts_isnull[RM_ORIGIN_HASH] =
+			slot->tts_isnull[RM_ORIGIN_COLS] = false;
+	}
 	ExecStoreVirtualTuple(slot);
 
 	for (;;)
@@ -260,7 +318,11 @@ direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 			SpeculativeInsertionLockRelease(GetCurrentTransactionId());
 			list_free(recheck);
 			if (!spec_conflict)
+			{
+				if (note)
+					note->taken = true;
 				return;
+			}
 			precheck = true;	/* there is a record (or someone else inserted it meanwhile) */
 			continue;
 		}
@@ -291,7 +353,8 @@ direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 		slot_getallattrs(w->existing);
 		if (U64FromFullTransactionId(DatumGetFullTransactionId(w->existing->tts_values[RM_XID])) !=
 			U64FromFullTransactionId(xid) ||
-			DatumGetBool(w->existing->tts_values[RM_DELETED]) != deleted)
+			DatumGetBool(w->existing->tts_values[RM_DELETED]) != deleted ||
+			(note && !record_has_note(w->existing, origin, note)))
 		{
 #if PG_VERSION_NUM >= 160000
 			TU_UpdateIndexes update_indexes;
@@ -305,6 +368,14 @@ direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 			memcpy(up->tts_isnull, w->existing->tts_isnull, sizeof(bool) * RM_NATTS);
 			up->tts_values[RM_XID] = FullTransactionIdGetDatum(xid);
 			up->tts_values[RM_DELETED] = BoolGetDatum(deleted);
+			if (note)
+			{
+				for (i = RM_ORIGIN; i <= RM_ORIGIN_COLS; i++)
+				{
+					up->tts_values[i] = slot->tts_values[i];
+					up->tts_isnull[i] = false;
+				}
+			}
 			ExecStoreVirtualTuple(up);
 			res = table_tuple_update(w->rel, &conflict, up, w->cid, w->estate->es_snapshot,
 									 InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
@@ -319,6 +390,8 @@ direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 				list_free(ExecInsertIndexTuples(w->rri, up, w->estate, true, false, NULL, NIL));
 #endif
 		}
+		if (note)
+			note->taken = true;
 		ExecClearTuple(w->existing);
 		return;
 	}
@@ -600,6 +673,9 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 	FullTransactionId xid;
 	bool		ok = true;
 	MemoryContext cxt;
+	SyncPushOrigins *po = sync_push_origins;
+	Datum		po_origin = (Datum) 0,
+				po_owner = (Datum) 0;
 
 	if (t->direct == 0)
 	{
@@ -665,12 +741,24 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 	w.updated = ExecInitExtraTupleSlot(w.estate, RelationGetDescr(w.rel), &TTSOpsVirtual);
 	w.existing = ExecInitExtraTupleSlot(w.estate, RelationGetDescr(w.rel), table_slot_callbacks(w.rel));
 	cxt = GetPerTupleMemoryContext(w.estate);
+	/* a push naming its device, writing this table: its notes */
+	if (po != NULL && po->table_id == t->table_id && event != 2)
+	{
+		po_origin = CStringGetTextDatum(po->origin);
+		po_owner = CStringGetTextDatum(po->owner);
+	}
+	else
+		po = NULL;
 	for (i = 0; i < n; i++)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
+		SyncOriginNote *note = NULL;
 
+		if (po != NULL && i < nnew && text_order(owner[i], po_owner) == 0)
+			note = sync_origin_note(po, TextDatumGetCString(key[i]));
 		/* the first nnew records are rows written, the rest tombstones */
-		direct_upsert(&w, t->table_id, key[i], owner[i], xid, event == 2 || i >= nnew, event == 0);
+		direct_upsert(&w, t->table_id, key[i], owner[i], xid, event == 2 || i >= nnew, event == 0,
+					  po_origin, note);
 		MemoryContextSwitchTo(old);
 		ResetPerTupleExprContext(w.estate);
 	}

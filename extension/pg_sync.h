@@ -540,6 +540,35 @@ typedef struct PushTable
 /* push.c */
 extern void sync_push_check(PushTable *pt);
 
+/*
+ * capture.c: what a push naming its device tells the capture while it
+ * writes rows. For each record the push expects to write as the device sent
+ * it, the hash and columns of what the device then has: the capture writes
+ * them into the change record it writes anyway (origin, origin_hash,
+ * origin_cols) and marks the note taken, so that the push does not update
+ * that record a second time. Set only around the push's row writes.
+ */
+typedef struct SyncOriginNote
+{
+	const char *id;
+	int64		hash;
+	char	   *cols;
+	bool		taken;			/* written into the record by the capture */
+} SyncOriginNote;
+
+typedef struct SyncPushOrigins
+{
+	int32		table_id;
+	const char *owner;			/* as row_meta.owner holds it ("" for a shared table) */
+	const char *origin;			/* the device, as row_meta.origin names it */
+	int			n;
+	SyncOriginNote *notes;		/* sorted by id (strcmp) */
+} SyncPushOrigins;
+
+extern SyncPushOrigins *sync_push_origins;
+extern void sync_origin_sort(SyncPushOrigins *po);
+extern SyncOriginNote *sync_origin_note(SyncPushOrigins *po, const char *id);
+
 /* apply.c */
 extern Datum sync_ids_array(SyncTable *t, char **ids, int n);
 extern void sync_push_lock(PushTable *pt, SyncToken *tok);

@@ -188,6 +188,47 @@ SELECT count(*) AS records_noted_for_the_device FROM _pg_sync.row_meta
  WHERE owner = 'cat' AND origin IS NOT NULL AND NOT deleted;
 DROP FUNCTION cat_push(int);
 
+-- What the device has is noted in the change records the push's writes
+-- record, not by a second update of each record afterwards, and the notes
+-- are those the update writes: a push of 20 creates and 20 updates naming
+-- the device, with the records written by SQL (which leaves the notes to
+-- the update), then the same push again with the records written directly,
+-- after the created rows were deleted.
+CREATE FUNCTION cat_notes_push() RETURNS json LANGUAGE sql AS $f$
+    SELECT json_build_object('memos', json_build_object(
+        'created', (SELECT json_agg(json_build_object('id', 'made' || j, 'body', 'made ' || j, 'n', j))
+                      FROM generate_series(1, 20) j),
+        'updated', (SELECT json_agg(json_build_object('id', 'c' || (15000 + j), 'body', 'twice'))
+                      FROM generate_series(1, 20) j))) $f$;
+CREATE TABLE cat_notes AS SELECT id, origin, origin_hash, origin_cols FROM _pg_sync.row_meta WITH NO DATA;
+SELECT sync_checkpoint() AS t_cat \gset
+SET pg_sync.direct_capture = off;
+SELECT sync_push(cat_notes_push(), :t_cat, client_id => 'cat-phone');
+RESET pg_sync.direct_capture;
+INSERT INTO cat_notes SELECT id, origin, origin_hash, origin_cols FROM _pg_sync.row_meta
+ WHERE owner = 'cat' AND (id LIKE 'made%' OR id IN (SELECT 'c' || (15000 + j) FROM generate_series(1, 20) j));
+SELECT count(*) AS noted_by_sql, count(DISTINCT origin_hash) AS distinct_hashes FROM cat_notes
+ WHERE origin IS NOT NULL;
+SELECT sync_checkpoint() AS t_cat \gset
+SELECT sync_push(json_build_object('memos', json_build_object(
+           'deleted', (SELECT json_agg('made' || j) FROM generate_series(1, 20) j))), :t_cat);
+SELECT FROM pg_stat_force_next_flush();
+SELECT sync_checkpoint() AS t_cat \gset
+SELECT n_tup_upd AS record_updates_before FROM pg_stat_all_tables
+ WHERE relid = '_pg_sync.row_meta'::regclass \gset
+SELECT sync_push(cat_notes_push(), :t_cat, client_id => 'cat-phone');
+SELECT FROM pg_stat_force_next_flush();
+-- 40 records written, each once (the created ids' tombstones revived)
+SELECT n_tup_upd - :record_updates_before AS record_updates FROM pg_stat_all_tables
+ WHERE relid = '_pg_sync.row_meta'::regclass;
+SELECT count(*) AS same_notes,
+       count(*) FILTER (WHERE m.origin IS NOT DISTINCT FROM c.origin
+                          AND m.origin_hash IS NOT DISTINCT FROM c.origin_hash
+                          AND m.origin_cols IS NOT DISTINCT FROM c.origin_cols) AS equal
+  FROM cat_notes c JOIN _pg_sync.row_meta m ON m.owner = 'cat' AND m.id = c.id;
+DROP TABLE cat_notes;
+DROP FUNCTION cat_notes_push();
+
 SELECT set_config('request.jwt.claims', '', false);
 SELECT sync_unregister_table(t) FROM unnest(ARRAY['memos', 'boards']::regclass[]) t;
 DROP TABLE memos, boards;
