@@ -11,7 +11,9 @@
  *
  * The statement triggers see the written rows through transition tables
  * (pg_sync_old, pg_sync_new), so a push or an UPDATE of many rows costs one
- * trigger call, not one per row.
+ * trigger call, not one per row. While a push naming its device writes rows,
+ * the records of those rows also take what the device has of them
+ * (sync_push_origins, prepared by apply.c).
  */
 #include "pg_sync.h"
 
