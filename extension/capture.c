@@ -63,12 +63,15 @@ owner_expr(SyncTable *t, const char *alias)
 /*
  * The upsert recording one statement's rows. Inserts record the new rows;
  * deletes the old rows as tombstones; updates the new rows, plus a
- * tombstone for every old (key, owner) that no new row has any more.
+ * tombstone for every old (key, owner) that no new row has any more. A
+ * record written again forgets what a device was noted to have of the row
+ * (0.2 schema): the row was written since that device pushed it.
  */
 static SPIPlanPtr
 capture_plan(SyncTable *t, int event)
 {
-	SPIPlanPtr *slot = &t->capture_plans[event];
+	bool		v02 = sync_schema_02();
+	SPIPlanPtr *slot = &t->capture_plans[event + (v02 ? 3 : 0)];
 	const char *rows;
 	Oid			types[2] = {INT4OID, XID8OID};
 
@@ -94,9 +97,10 @@ capture_plan(SyncTable *t, int event)
 		"INSERT INTO _pg_sync.row_meta AS m (table_id, id, owner, xid, deleted)"
 		" SELECT $1, r.id, r.owner, $2, r.deleted FROM (%s) AS r(id, owner, deleted)"
 		" ON CONFLICT (table_id, id, owner) DO UPDATE"
-		"   SET xid = excluded.xid, deleted = excluded.deleted"
+		"   SET xid = excluded.xid, deleted = excluded.deleted%s"
 		" WHERE m.xid OPERATOR(pg_catalog.<>) excluded.xid"
-		"    OR m.deleted OPERATOR(pg_catalog.<>) excluded.deleted", rows),
+		"    OR m.deleted OPERATOR(pg_catalog.<>) excluded.deleted", rows,
+		v02 ? ", origin = NULL, origin_hash = NULL, origin_cols = NULL" : ""),
 		2, types);
 	return *slot;
 }
@@ -249,17 +253,102 @@ typedef struct DirectWriter
 	TupleTableSlot *existing;	/* a record found */
 	TupleTableSlot *updated;	/* its new version */
 	CommandId	cid;
+	/* an UPDATE's old and new rows, for what a device was noted to have */
+	SyncTable  *t;
+	Tuplestorestate *oldrows;
+	Tuplestorestate *newrows;
+	TupleDesc	rowdesc;
+	MinimalTuple *rows;			/* old rows, then new rows: copied when first needed */
+	int			nrows;
 } DirectWriter;
+
+/* The rows of a transition table, copied into rows[from..]; how many. */
+static int
+copy_rows(DirectWriter *w, Tuplestorestate *store, int from)
+{
+	TupleTableSlot *scan = MakeSingleTupleTableSlot(w->rowdesc, &TTSOpsMinimalTuple);
+	int			n = from;
+
+	tuplestore_rescan(store);
+	while (n < w->nrows && tuplestore_gettupleslot(store, true, false, scan))
+		w->rows[n++] = ExecCopySlotMinimalTuple(scan);
+	tuplestore_rescan(store);
+	ExecDropSingleTupleTableSlot(scan);
+	return n - from;
+}
+
+/*
+ * Whether an UPDATE left row number row (of its new rows) as it was in
+ * every synced column: then a device noted to have the row still has it.
+ * (An UPDATE's transition tables hold each row's old and new versions at
+ * the same place.)
+ */
+static bool
+row_unchanged(DirectWriter *w, int row)
+{
+	SyncTable  *t = w->t;
+	TupleTableSlot *o,
+			   *n;
+	bool		same = true;
+	int			half,
+				i;
+
+	if (row < 0 || w->oldrows == NULL || w->newrows == NULL)
+		return false;
+	half = (int) tuplestore_tuple_count(w->newrows);
+	if ((int) tuplestore_tuple_count(w->oldrows) != half || row >= half)
+		return false;
+	if (w->rows == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+
+		w->nrows = 2 * half;
+		w->rows = palloc0(sizeof(MinimalTuple) * (w->nrows + 1));
+		if (copy_rows(w, w->oldrows, 0) != half || copy_rows(w, w->newrows, half) != half)
+			w->nrows = 0;
+		MemoryContextSwitchTo(old);
+	}
+	if (w->nrows == 0)
+		return false;
+	o = MakeSingleTupleTableSlot(w->rowdesc, &TTSOpsMinimalTuple);
+	n = MakeSingleTupleTableSlot(w->rowdesc, &TTSOpsMinimalTuple);
+	ExecStoreMinimalTuple(w->rows[row], o, false);
+	ExecStoreMinimalTuple(w->rows[half + row], n, false);
+	for (i = 0; same && i < t->ncols; i++)
+	{
+		Form_pg_attribute a;
+		bool		onull,
+					nnull;
+		Datum		ov,
+					nv;
+
+		if (!t->cols[i].synced)
+			continue;
+		a = TupleDescAttr(w->rowdesc, t->cols[i].attnum - 1);
+		ov = slot_getattr(o, t->cols[i].attnum, &onull);
+		nv = slot_getattr(n, t->cols[i].attnum, &nnull);
+		same = onull == nnull && (onull || datum_image_eq(ov, nv, a->attbyval, a->attlen));
+	}
+	ExecDropSingleTupleTableSlot(o);
+	ExecDropSingleTupleTableSlot(n);
+	return same;
+}
 
 /*
  * Upserts one record: INSERT ... ON CONFLICT (table_id, owner, id) DO
  * UPDATE. With a note of the pushing device (origin), the record also says
- * what the device has; without, an existing record keeps what it said.
+ * what the device has. Without, a record written again keeps what a device
+ * was noted to have only when the statement was an UPDATE that left the row
+ * (its new row number row; -1: none) as it was; otherwise it forgets it:
+ * the device may be sent the new version, and a row written back to what
+ * the device pushed must then be sent again. Within one transaction the
+ * record is written once: what the device is sent is the transaction's
+ * last version of the row.
  */
 static void
 direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 			  FullTransactionId xid, bool deleted, bool likely_new,
-			  Datum origin, SyncOriginNote *note)
+			  Datum origin, SyncOriginNote *note, int row)
 {
 	TupleTableSlot *slot = w->slot;
 	ItemPointerData conflict;
@@ -370,12 +459,13 @@ direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 			memcpy(up->tts_isnull, w->existing->tts_isnull, sizeof(bool) * RM_NATTS);
 			up->tts_values[RM_XID] = FullTransactionIdGetDatum(xid);
 			up->tts_values[RM_DELETED] = BoolGetDatum(deleted);
-			if (note)
+			/* the note, or the one the device still has, or none */
+			if (note != NULL || w->existing->tts_isnull[RM_ORIGIN] || !row_unchanged(w, row))
 			{
 				for (i = RM_ORIGIN; i <= RM_ORIGIN_COLS; i++)
 				{
 					up->tts_values[i] = slot->tts_values[i];
-					up->tts_isnull[i] = false;
+					up->tts_isnull[i] = slot->tts_isnull[i];
 				}
 			}
 			ExecStoreVirtualTuple(up);
@@ -730,6 +820,13 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 	CommandCounterIncrement();
 	xid = GetTopFullTransactionId();
 	memset(&w, 0, sizeof(w));
+	w.t = t;
+	if (event == 1)
+	{
+		w.oldrows = td->tg_oldtable;
+		w.newrows = td->tg_newtable;
+	}
+	w.rowdesc = RelationGetDescr(td->tg_relation);
 	w.estate = CreateExecutorState();
 	w.estate->es_output_cid = w.cid = GetCurrentCommandId(true);
 	w.estate->es_snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
@@ -760,7 +857,7 @@ capture_direct(SyncTable *t, TriggerData *td, int event)
 			note = sync_origin_note(po, TextDatumGetCString(key[i]));
 		/* the first nnew records are rows written, the rest tombstones */
 		direct_upsert(&w, t->table_id, key[i], owner[i], xid, event == 2 || i >= nnew, event == 0,
-					  po_origin, note);
+					  po_origin, note, event != 2 && i < nnew ? i : -1);
 		MemoryContextSwitchTo(old);
 		ResetPerTupleExprContext(w.estate);
 	}

@@ -196,7 +196,7 @@ typedef struct SyncTable
 	SPIPlanPtr	exists_plan;	/* keys and owners of rows whose key is in an array */
 	SyncWritePlan *write_plans;	/* most recently used first */
 	int			nwrite_plans;
-	SPIPlanPtr	capture_plans[3];	/* recording an INSERT, UPDATE, DELETE */
+	SPIPlanPtr	capture_plans[6];	/* recording an INSERT, UPDATE, DELETE (0.1 schema, 0.2) */
 	/* recording one-row statements without SQL (capture.c), set on first use */
 	int8		direct;			/* 0: not looked at yet, 1: possible, -1: not */
 	int8		key_conv;		/* how the key becomes text, as ::text does */

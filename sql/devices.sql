@@ -229,6 +229,55 @@ SELECT count(*) AS same_notes,
 DROP TABLE cat_notes;
 DROP FUNCTION cat_notes_push();
 
+-- A row the server writes after the device pushed it is sent to the device
+-- again when it comes back to what the device pushed: the device has been
+-- sent the version in between. Likewise a row the server deletes and then
+-- creates again as the device pushed it. With the records written directly
+-- and by SQL.
+CREATE FUNCTION cat_changes(t bigint) RETURNS jsonb LANGUAGE sql AS $f$
+    SELECT jsonb_build_object('updated', (SELECT coalesce(jsonb_agg(u ->> 'id' || '=' || (u ->> 'body') ORDER BY u ->> 'id'), '[]')
+                                            FROM jsonb_array_elements(c -> 'updated') u),
+                              'deleted', c -> 'deleted')
+      FROM (SELECT sync_pull(t, client_id => 'cat-phone')::jsonb -> 'changes' -> 'memos' AS c) p $f$;
+SELECT sync_checkpoint() AS t_cat \gset
+SELECT sync_push('{"memos": {"created": [{"id": "back1", "body": "v1"}, {"id": "again1", "body": "v1"}]}}',
+                 :t_cat, client_id => 'cat-phone');
+SET pg_sync.direct_capture = off;
+SELECT sync_checkpoint() AS t_cat \gset
+SELECT sync_push('{"memos": {"created": [{"id": "back2", "body": "v1"}, {"id": "again2", "body": "v1"}]}}',
+                 :t_cat, client_id => 'cat-phone');
+RESET pg_sync.direct_capture;
+SELECT sync_checkpoint() AS t_cat \gset
+SELECT cat_changes(:t_cat) AS device_has_its_rows;
+UPDATE memos SET body = 'v2' WHERE id = 'back1';
+DELETE FROM memos WHERE id = 'again1';
+SET pg_sync.direct_capture = off;
+UPDATE memos SET body = 'v2' WHERE id = 'back2';
+DELETE FROM memos WHERE id = 'again2';
+RESET pg_sync.direct_capture;
+SELECT cat_changes(:t_cat) AS device_sent_v2_and_deletes;
+SELECT sync_checkpoint() AS t_cat \gset
+UPDATE memos SET body = 'v1' WHERE id = 'back1';
+INSERT INTO memos VALUES ('again1', 'cat', 'v1');
+SET pg_sync.direct_capture = off;
+UPDATE memos SET body = 'v1' WHERE id = 'back2';
+INSERT INTO memos VALUES ('again2', 'cat', 'v1');
+RESET pg_sync.direct_capture;
+SELECT cat_changes(:t_cat) AS device_sent_v1_again;
+SELECT count(*) AS notes_left FROM _pg_sync.row_meta
+ WHERE owner = 'cat' AND id IN ('back1', 'back2', 'again1', 'again2') AND origin IS NOT NULL;
+-- A record that sent some columns only: a server write of another column
+-- is sent (the device's note covers the columns it sent); a write that
+-- changes no column is not.
+SELECT sync_checkpoint() AS t_cat \gset
+SELECT sync_push('{"memos": {"created": [{"id": "part1", "body": "p"}, {"id": "keep1", "body": "k"}]}}',
+                 :t_cat, client_id => 'cat-phone');
+SELECT sync_checkpoint() AS t_cat \gset
+UPDATE memos SET n = 5 WHERE id = 'part1';
+UPDATE memos SET body = body WHERE id = 'keep1';
+SELECT cat_changes(:t_cat) AS device_sent_the_other_column;
+DROP FUNCTION cat_changes(bigint);
+
 SELECT set_config('request.jwt.claims', '', false);
 SELECT sync_unregister_table(t) FROM unnest(ARRAY['memos', 'boards']::regclass[]) t;
 DROP TABLE memos, boards;
