@@ -339,11 +339,10 @@ row_unchanged(DirectWriter *w, int row)
  * UPDATE. With a note of the pushing device (origin), the record also says
  * what the device has. Without, a record written again keeps what a device
  * was noted to have only when the statement was an UPDATE that left the row
- * (its new row number row; -1: none) as it was; otherwise it forgets it:
- * the device may be sent the new version, and a row written back to what
- * the device pushed must then be sent again. Within one transaction the
- * record is written once: what the device is sent is the transaction's
- * last version of the row.
+ * (its new row number row; -1: none) as it was; otherwise it forgets it,
+ * also when the record was already written in this transaction: the device
+ * may be sent the new version, and a row written back to what the device
+ * pushed must then be sent again.
  */
 static void
 direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
@@ -380,6 +379,7 @@ direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 		TM_FailureData tmfd;
 		TM_Result	res;
 		bool		isnull;
+		bool		keep;
 		LockTupleMode lockmode;
 
 		CHECK_FOR_INTERRUPTS();
@@ -442,10 +442,13 @@ direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 					 errmsg("could not serialize access due to concurrent update")));
 
 		slot_getallattrs(w->existing);
+		/* a note the record keeps: that of a device that still has the row */
+		keep = note == NULL && !w->existing->tts_isnull[RM_ORIGIN] && row_unchanged(w, row);
 		if (U64FromFullTransactionId(DatumGetFullTransactionId(w->existing->tts_values[RM_XID])) !=
 			U64FromFullTransactionId(xid) ||
 			DatumGetBool(w->existing->tts_values[RM_DELETED]) != deleted ||
-			(note && !record_has_note(w->existing, origin, note)))
+			(note ? !record_has_note(w->existing, origin, note) :
+			 !w->existing->tts_isnull[RM_ORIGIN] && !keep))
 		{
 #if PG_VERSION_NUM >= 160000
 			TU_UpdateIndexes update_indexes;
@@ -460,7 +463,7 @@ direct_upsert(DirectWriter *w, int32 table_id, Datum key, Datum owner,
 			up->tts_values[RM_XID] = FullTransactionIdGetDatum(xid);
 			up->tts_values[RM_DELETED] = BoolGetDatum(deleted);
 			/* the note, or the one the device still has, or none */
-			if (note != NULL || w->existing->tts_isnull[RM_ORIGIN] || !row_unchanged(w, row))
+			if (!keep)
 			{
 				for (i = RM_ORIGIN; i <= RM_ORIGIN_COLS; i++)
 				{

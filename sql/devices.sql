@@ -276,6 +276,15 @@ SELECT sync_checkpoint() AS t_cat \gset
 UPDATE memos SET n = 5 WHERE id = 'part1';
 UPDATE memos SET body = body WHERE id = 'keep1';
 SELECT cat_changes(:t_cat) AS device_sent_the_other_column;
+-- the same in one transaction, after a write that changed nothing
+SELECT sync_checkpoint() AS t_cat \gset
+SELECT sync_push('{"memos": {"created": [{"id": "part2", "body": "p"}]}}', :t_cat, client_id => 'cat-phone');
+SELECT sync_checkpoint() AS t_cat \gset
+BEGIN;
+UPDATE memos SET body = body WHERE id = 'part2';
+UPDATE memos SET n = 7 WHERE id = 'part2';
+COMMIT;
+SELECT cat_changes(:t_cat) AS device_sent_the_transaction_s_row;
 DROP FUNCTION cat_changes(bigint);
 
 SELECT set_config('request.jwt.claims', '', false);
