@@ -65,7 +65,8 @@ owner_expr(SyncTable *t, const char *alias)
  * deletes the old rows as tombstones; updates the new rows, plus a
  * tombstone for every old (key, owner) that no new row has any more. A
  * record written again forgets what a device was noted to have of the row
- * (0.2 schema): the row was written since that device pushed it.
+ * (0.2 schema), also when this transaction wrote it already: the row was
+ * written since that device pushed it.
  */
 static SPIPlanPtr
 capture_plan(SyncTable *t, int event)
@@ -99,8 +100,9 @@ capture_plan(SyncTable *t, int event)
 		" ON CONFLICT (table_id, id, owner) DO UPDATE"
 		"   SET xid = excluded.xid, deleted = excluded.deleted%s"
 		" WHERE m.xid OPERATOR(pg_catalog.<>) excluded.xid"
-		"    OR m.deleted OPERATOR(pg_catalog.<>) excluded.deleted", rows,
-		v02 ? ", origin = NULL, origin_hash = NULL, origin_cols = NULL" : ""),
+		"    OR m.deleted OPERATOR(pg_catalog.<>) excluded.deleted%s", rows,
+		v02 ? ", origin = NULL, origin_hash = NULL, origin_cols = NULL" : "",
+		v02 ? " OR m.origin IS NOT NULL" : ""),
 		2, types);
 	return *slot;
 }

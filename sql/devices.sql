@@ -285,6 +285,18 @@ UPDATE memos SET body = body WHERE id = 'part2';
 UPDATE memos SET n = 7 WHERE id = 'part2';
 COMMIT;
 SELECT cat_changes(:t_cat) AS device_sent_the_transaction_s_row;
+-- and in the push's own transaction, with the records written directly and by SQL
+SELECT sync_checkpoint() AS t_cat \gset
+BEGIN;
+SELECT sync_push('{"memos": {"created": [{"id": "part3", "body": "p"}]}}', :t_cat, client_id => 'cat-phone');
+UPDATE memos SET n = 7 WHERE id = 'part3';
+COMMIT;
+BEGIN;
+SET LOCAL pg_sync.direct_capture = off;
+SELECT sync_push('{"memos": {"created": [{"id": "part4", "body": "p"}]}}', :t_cat, client_id => 'cat-phone');
+UPDATE memos SET n = 7 WHERE id = 'part4';
+COMMIT;
+SELECT cat_changes(:t_cat) AS device_sent_the_push_transaction_s_rows;
 DROP FUNCTION cat_changes(bigint);
 
 SELECT set_config('request.jwt.claims', '', false);
