@@ -198,7 +198,7 @@ CREATE TABLE e_notes (
     stamp timestamptz(0),
     body_len int GENERATED ALWAYS AS (length(body)) STORED,
     touched int DEFAULT 0
-);
+) WITH (autovacuum_enabled = false);  -- (see devices.sql: no ANALYZE between statements)
 CREATE FUNCTION e_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.body = 'touch me' THEN NEW.touched := NEW.touched + 1; END IF;
