@@ -70,7 +70,7 @@ free_desc(SyncTable *t)
 		SPI_freeplan(t->delete_plan);
 	if (t->exists_plan)
 		SPI_freeplan(t->exists_plan);
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < lengthof(t->capture_plans); i++)
 		if (t->capture_plans[i])
 			SPI_freeplan(t->capture_plans[i]);
 	for (wp = t->write_plans; wp; wp = wp->next)
