@@ -45,7 +45,7 @@ run_suite "the suites, the stress, crash and failover tests on PostgreSQL 17 and
 
 run_check "convergence stress (writers committing out of order, a long writer, 4 pulling clients, VACUUM (ANALYZE) of the change records)" \
   stress env DURATION="${STRESS_SECONDS:-15}" bash test/stress/run.sh
-run_check "push races (abort and client_wins pushes on shared ids, SQL writers, sync_prune every 200 ms)" \
+run_check "push races (abort and client_wins pushes on shared ids, half of the clients naming their device, SQL writers, sync_prune every 200 ms)" \
   "push races" env DURATION="${STRESS_SECONDS:-15}" bash test/stress/push_race/run.sh
 run_suite "failover: checkpoint ids on a promoted standby (a primary and a streaming standby of their own)" \
   "failover" bash test/failover/run.sh

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Push races under sync_prune: 8 clients pull and push overlapping records of
 # 30 ids into an "abort" and a "client_wins" table, 2 SQL writers change the
-# same rows, and sync_prune runs every 200 ms, for DURATION seconds. Passes
+# same rows, and sync_prune runs every 200 ms, for DURATION seconds. Four of
+# the clients name their device (client_id): they keep what their pushes
+# applied and are not sent it back while it is as they pushed it. Passes
 # when no push overwrote a change its client had not seen under "abort" (no
 # lost update), nothing anywhere failed with a deadlock (40P01) or an
-# unexpected error, pushes applied and conflicted, and every client's replica
-# equals the tables at the end. Needs PGHOST/PGPORT/PGUSER of a server with
+# unexpected error, pushes (devices' among them) applied and conflicted, and
+# every client's replica equals the tables at the end. Needs PGHOST/PGPORT/PGUSER of a server with
 # pg_sync installed.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -33,9 +35,10 @@ differences=$(get differences)
 lost=$(get 'lost updates')
 deadlocks=$(get deadlocks)
 applied=$(get 'outcome push ok')
+device_applied=$(get 'outcome device-push ok')
 conflicts=$(get 'outcome push SY001')
 # the only errors allowed: push conflicts (SY001) and expired tokens (SY002)
 unexpected=$(echo "$result" | awk '/^outcome / && $3 != "ok" && $3 != "SY001" && $3 != "SY002" && $3 != "removed" {print}')
 [ -n "$unexpected" ] && echo "  unexpected outcomes: $unexpected"
 [ "$differences" = 0 ] && [ "$lost" = 0 ] && [ "$deadlocks" = 0 ] && [ -z "$unexpected" ] &&
-  [ "${applied:-0}" -gt 0 ] && [ "${conflicts:-0}" -gt 0 ] && [ "$fail" = 0 ]
+  [ "${applied:-0}" -gt 0 ] && [ "${device_applied:-0}" -gt 0 ] && [ "${conflicts:-0}" -gt 0 ] && [ "$fail" = 0 ]

@@ -2,6 +2,13 @@
 -- into two tables, one under "abort" and one under "client_wins", while SQL
 -- writers change the same rows and sync_prune runs every 200 ms.
 --
+-- Clients 5-8 name their device (client_id), as the edge function does: like
+-- a WatermelonDB device, each keeps what a push applied as it sent it, and is
+-- then not sent those rows back while they are as it pushed them. Values of
+-- "cw" are mostly 1 or 2, so that a row is written back to what a device
+-- pushed after the device was sent another version, deleted and created
+-- again as it was, or written to the value it already has.
+--
 -- Every write a push makes is checked against what the pushing client had
 -- seen (its replica, kept in the same database): under "abort" a push may
 -- only change a row in the state the client pulled, so any difference is a
@@ -23,6 +30,17 @@ CREATE TABLE replica (client int, tbl text, id text, v bigint, PRIMARY KEY (clie
 CREATE TABLE tok (client int PRIMARY KEY, t bigint);
 CREATE TABLE overwrites (tbl text, id text, client int, op text, server_v bigint, seen_v bigint);
 CREATE TABLE outcomes (who text, state text, n bigint NOT NULL DEFAULT 1, PRIMARY KEY (who, state));
+
+-- the device a client names: clients 5-8 (NULL: none)
+CREATE FUNCTION race_device(c int) RETURNS text IMMUTABLE LANGUAGE sql AS $$
+    SELECT CASE WHEN c > 4 THEN 'device-' || c END
+$$;
+
+-- a new value of a row: "cw" often takes one of a few values again
+CREATE FUNCTION race_value(t text) RETURNS bigint LANGUAGE sql AS $$
+    SELECT CASE WHEN t = 'cw' AND random() < 0.8 THEN 1 + floor(random() * 2)::bigint
+                ELSE nextval('version_seq') END
+$$;
 
 CREATE FUNCTION count_outcome(who text, state text) RETURNS void LANGUAGE sql AS $$
     INSERT INTO outcomes AS o VALUES (who, state) ON CONFLICT (who, state) DO UPDATE SET n = o.n + 1
@@ -61,14 +79,14 @@ DECLARE
     t text;
 BEGIN
     BEGIN
-        r := sync_pull((SELECT k.t FROM tok k WHERE k.client = c))::jsonb;
+        r := sync_pull((SELECT k.t FROM tok k WHERE k.client = c), client_id => race_device(c))::jsonb;
     EXCEPTION WHEN OTHERS THEN
         PERFORM count_outcome('pull', SQLSTATE);
         IF SQLSTATE NOT IN ('SY002') THEN
             RETURN;
         END IF;
         DELETE FROM replica WHERE client = c;
-        r := sync_pull(NULL)::jsonb;
+        r := sync_pull(NULL, client_id => race_device(c))::jsonb;
     END;
     PERFORM count_outcome('pull', 'ok');
     INSERT INTO tok VALUES (c, (r->>'timestamp')::bigint) ON CONFLICT (client) DO UPDATE SET t = excluded.t;
@@ -84,7 +102,9 @@ END
 $$;
 
 -- One push of a client: 1-6 random records per table, in random order; each
--- an update (or delete) of a row the client has, or a create.
+-- an update (or delete) of a row the client has, or a create. A device keeps
+-- what a push that succeeded applied: every record, as it sent it (under
+-- "abort" and "client_wins" a push applies all its records or fails).
 CREATE FUNCTION race_push(c int) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     doc jsonb := '{}';
@@ -92,15 +112,16 @@ DECLARE
     created jsonb;
     updated jsonb;
     deleted jsonb;
+    res jsonb;
     i text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['ab', 'cw'] LOOP
         created := '[]'; updated := '[]'; deleted := '[]';
         FOR i IN SELECT 'r' || g FROM generate_series(1, 30) g ORDER BY random() LIMIT 1 + floor(random() * 6)::int LOOP
             IF NOT EXISTS (SELECT FROM replica WHERE client = c AND tbl = t AND id = i) THEN
-                created := created || jsonb_build_object('id', i, 'v', nextval('version_seq'));
+                created := created || jsonb_build_object('id', i, 'v', race_value(t));
             ELSIF random() < 0.8 THEN
-                updated := updated || jsonb_build_object('id', i, 'v', nextval('version_seq'));
+                updated := updated || jsonb_build_object('id', i, 'v', race_value(t));
             ELSE
                 deleted := deleted || to_jsonb(i);
             END IF;
@@ -109,8 +130,21 @@ BEGIN
     END LOOP;
     PERFORM set_config('stress.client', c::text, true);
     BEGIN
-        PERFORM sync_push(doc::json, (SELECT k.t FROM tok k WHERE k.client = c));
-        PERFORM count_outcome('push', 'ok');
+        res := sync_push(doc::json, (SELECT k.t FROM tok k WHERE k.client = c),
+                         client_id => race_device(c))::jsonb;
+        PERFORM count_outcome('push', CASE WHEN res ? 'experimentalRejectedIds' THEN 'rejected' ELSE 'ok' END);
+        IF race_device(c) IS NOT NULL THEN
+            PERFORM count_outcome('device-push', 'ok');
+            FOREACH t IN ARRAY ARRAY['ab', 'cw'] LOOP
+                DELETE FROM replica x
+                 WHERE x.client = c AND x.tbl = t
+                   AND x.id IN (SELECT jsonb_array_elements_text(doc -> t -> 'deleted'));
+                INSERT INTO replica
+                SELECT c, t, e->>'id', (e->>'v')::bigint
+                  FROM jsonb_array_elements((doc -> t -> 'created') || (doc -> t -> 'updated')) e
+                ON CONFLICT (client, tbl, id) DO UPDATE SET v = excluded.v;
+            END LOOP;
+        END IF;
     EXCEPTION WHEN OTHERS THEN
         PERFORM count_outcome('push', SQLSTATE);
     END;
@@ -128,7 +162,7 @@ BEGIN
     IF random() < 0.1 THEN
         EXECUTE format('DELETE FROM %I WHERE id = $1', t) USING 'r' || (31 + floor(random() * 270)::int);
     ELSIF random() < 0.75 THEN
-        EXECUTE format('INSERT INTO %I VALUES ($1, nextval(''version_seq'')) ON CONFLICT (id) DO UPDATE SET v = excluded.v', t) USING i;
+        EXECUTE format('INSERT INTO %I VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET v = excluded.v', t) USING i, race_value(t);
     ELSE
         EXECUTE format('DELETE FROM %I WHERE id = $1', t) USING i;
     END IF;
