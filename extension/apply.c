@@ -1067,6 +1067,7 @@ note_origins(PushTable *pt, SyncPushOrigins *po)
 		PushRecord *r = &pt->recs[i];
 		SyncOriginNote *note;
 		char	   *cs;
+		int64		hash;
 
 		if (!device_has_write(t, r))
 		{
@@ -1076,10 +1077,16 @@ note_origins(PushTable *pt, SyncPushOrigins *po)
 		}
 		cs = device_cols(t, r);
 		note = sync_origin_note(po, r->id);
-		if (note != NULL && note->taken && strcmp(note->cols, cs) == 0)
-			continue;			/* written with the record */
+		if (note != NULL && strcmp(note->cols, cs) == 0)
+		{
+			if (note->taken)
+				continue;		/* written with the record */
+			hash = note->hash;	/* hashed before the writes */
+		}
+		else
+			hash = sync_pushed_hash(t, r->id, r->rec, cs);
 		ids[n] = CStringGetTextDatum(r->id);
-		hashes[n] = Int64GetDatum(sync_pushed_hash(t, r->id, r->rec, cs));
+		hashes[n] = Int64GetDatum(hash);
 		cols[n++] = CStringGetTextDatum(cs);
 	}
 	if (nstale > 0)
