@@ -71,6 +71,19 @@ $$;
 CREATE TRIGGER check_push AFTER INSERT OR UPDATE OR DELETE ON ab FOR EACH ROW EXECUTE FUNCTION check_push_write();
 CREATE TRIGGER check_push AFTER INSERT OR UPDATE OR DELETE ON cw FOR EACH ROW EXECUTE FUNCTION check_push_write();
 
+-- What client c takes of one table's changes (those a pull sent, or those
+-- a push of its own applied): the deleted ids go, the created and updated
+-- rows are set.
+CREATE FUNCTION race_apply(c int, t text, ch jsonb) RETURNS void LANGUAGE sql AS $$
+    DELETE FROM replica x
+     WHERE x.client = c AND x.tbl = t
+       AND x.id IN (SELECT jsonb_array_elements_text(ch -> 'deleted'));
+    INSERT INTO replica
+    SELECT c, t, e->>'id', (e->>'v')::bigint
+      FROM jsonb_array_elements(coalesce(ch -> 'created', '[]') || coalesce(ch -> 'updated', '[]')) e
+    ON CONFLICT (client, tbl, id) DO UPDATE SET v = excluded.v;
+$$;
+
 -- One pull of a client, applied to its replica. A refused token (expired by
 -- sync_prune) resets the client: replica and token start over.
 CREATE FUNCTION race_pull(c int) RETURNS void LANGUAGE plpgsql AS $$
@@ -91,12 +104,7 @@ BEGIN
     PERFORM count_outcome('pull', 'ok');
     INSERT INTO tok VALUES (c, (r->>'timestamp')::bigint) ON CONFLICT (client) DO UPDATE SET t = excluded.t;
     FOREACH t IN ARRAY ARRAY['ab', 'cw'] LOOP
-        DELETE FROM replica x
-         WHERE x.client = c AND x.tbl = t
-           AND x.id IN (SELECT jsonb_array_elements_text(r -> 'changes' -> t -> 'deleted'));
-        INSERT INTO replica
-        SELECT c, t, e->>'id', (e->>'v')::bigint FROM jsonb_array_elements(r -> 'changes' -> t -> 'updated') e
-        ON CONFLICT (client, tbl, id) DO UPDATE SET v = excluded.v;
+        PERFORM race_apply(c, t, r -> 'changes' -> t);
     END LOOP;
 END
 $$;
@@ -136,13 +144,7 @@ BEGIN
         IF race_device(c) IS NOT NULL THEN
             PERFORM count_outcome('device-push', 'ok');
             FOREACH t IN ARRAY ARRAY['ab', 'cw'] LOOP
-                DELETE FROM replica x
-                 WHERE x.client = c AND x.tbl = t
-                   AND x.id IN (SELECT jsonb_array_elements_text(doc -> t -> 'deleted'));
-                INSERT INTO replica
-                SELECT c, t, e->>'id', (e->>'v')::bigint
-                  FROM jsonb_array_elements((doc -> t -> 'created') || (doc -> t -> 'updated')) e
-                ON CONFLICT (client, tbl, id) DO UPDATE SET v = excluded.v;
+                PERFORM race_apply(c, t, doc -> t);
             END LOOP;
         END IF;
     EXCEPTION WHEN OTHERS THEN
