@@ -357,6 +357,11 @@ BEGIN
         -- range scan of the user table's (owner, xid)
         RETURN format('SELECT id, false FROM cd.notes_%s WHERE owner = %L AND %s', d, who, since);
     END IF;
+    IF d IN ('d', 'dc', 'dk', 'e') THEN
+        -- range scan of the log, the last entry of each id
+        RETURN format('SELECT DISTINCT ON (id) id, deleted FROM cd.log_%s
+                        WHERE table_id = 1 AND owner = %L AND %s ORDER BY id, xid DESC', d, who, since);
+    END IF;
     RETURN CASE d
         -- range scan of (table_id, owner, xid)
         WHEN 'b' THEN format('SELECT id, deleted FROM cd.meta_b WHERE table_id = 1 AND owner = %L AND %s', who, since)
@@ -370,15 +375,6 @@ BEGIN
                                 WHERE EXISTS (SELECT FROM cd.owner_cw w WHERE w.table_id = 1 AND w.owner = %L
                                                  AND NOT pg_visible_in_snapshot(w.xid, %L::pg_snapshot))
                                   AND table_id = 1 AND owner = %L AND %s', who, snap, who, since)
-        -- range scan of the log, the last entry of each id
-        WHEN 'd' THEN format('SELECT DISTINCT ON (id) id, deleted FROM cd.log_d
-                               WHERE table_id = 1 AND owner = %L AND %s ORDER BY id, xid DESC', who, since)
-        WHEN 'dc' THEN format('SELECT DISTINCT ON (id) id, deleted FROM cd.log_dc
-                               WHERE table_id = 1 AND owner = %L AND %s ORDER BY id, xid DESC', who, since)
-        WHEN 'dk' THEN format('SELECT DISTINCT ON (id) id, deleted FROM cd.log_dk
-                               WHERE table_id = 1 AND owner = %L AND %s ORDER BY id, xid DESC', who, since)
-        WHEN 'e' THEN format('SELECT DISTINCT ON (id) id, deleted FROM cd.log_e
-                               WHERE table_id = 1 AND owner = %L AND %s ORDER BY id, xid DESC', who, since)
     END;
 END $$;
 
